@@ -1,0 +1,13 @@
+"""sgdlab: a neural-network laboratory on numpy: minibatch SGD, costs, activations, initialisation."""
+
+__version__ = "0.1.0"
+
+from .config import RunConfig, rng_streams  # noqa: E402
+from .data import Dataset, load_dataset  # noqa: E402
+from .errors import SgdlabError  # noqa: E402
+from .io import load, save  # noqa: E402
+from .nn import Network, gradcheck  # noqa: E402
+from .train import SGD, History, TrainResult, train  # noqa: E402
+
+__all__ = ["__version__", "RunConfig", "rng_streams", "Dataset", "load_dataset", "SgdlabError",
+           "load", "save", "Network", "gradcheck", "SGD", "History", "TrainResult", "train"]

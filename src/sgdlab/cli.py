@@ -1,0 +1,59 @@
+"""The ``sgdlab`` command line.
+
+Each subcommand lives in ``sgdlab/commands/<name>.py`` with ``register(subparsers)``,
+which adds its parser and sets ``func(args) -> int``. A user mistake anywhere raises
+:class:`SgdlabError`; ``main`` prints it as one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import SgdlabError
+
+COMMANDS = ("train", "predict", "gradcheck", "study", "reproduce", "report", "bench", "compare")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit 2) instead of usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    from . import __version__
+
+    parser = Parser(prog="sgdlab", description="A neural-network laboratory: minibatch SGD, costs, "
+                    "activations and initialisation on numpy.")
+    parser.add_argument("--version", action="version", version=f"sgdlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f".commands.{name}", __package__)
+        except ModuleNotFoundError as e:  # a command not built yet
+            if e.name != f"{__package__}.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SgdlabError as e:
+        print(f"sgdlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sgdlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``sgdlab`` CLI, one module each (see ``sgdlab.cli``)."""

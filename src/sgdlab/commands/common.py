@@ -1,0 +1,156 @@
+"""Flags shared by the commands that describe a network and its training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from ..config import RunConfig
+from ..data import BUNDLED
+from ..errors import SgdlabError
+from ..nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
+from ..nn.costs import COSTS
+from ..nn.init import BIAS_INITS, INITS
+
+
+def positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def nonneg_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return v
+
+
+def layer_list(text):
+    """'32,16' -> (32, 16); '' or 'none' -> () (no hidden layer)."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"hidden layer sizes must be positive integers separated by commas (e.g. 32,16), got {text!r}") from None
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"hidden layer sizes must be positive integers separated by commas (e.g. 32,16), got {text!r}")
+    return sizes
+
+
+def split_fracs(text):
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-9:
+        raise argparse.ArgumentTypeError(f"expected three fractions train,val,test summing to 1, got {text!r}")
+    return parts
+
+
+def add_data_args(p):
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="digits",
+                   help=f"one of {', '.join(BUNDLED)}, or a .csv/.npz file (default: digits)")
+    g.add_argument("--label", default=None, help="label column of a CSV (default: the last column)")
+    g.add_argument("--split", type=split_fracs, default=(0.6, 0.2, 0.2), metavar="TR,VA,TE",
+                   help="train,validation,test fractions (default: 0.6,0.2,0.2)")
+    g.add_argument("--split-seed", type=nonneg_int, default=0, help="seed of the data split (default: 0)")
+
+
+def add_network_args(p):
+    g = p.add_argument_group("network")
+    g.add_argument("--layers", type=layer_list, default=(32, 16), metavar="H1,H2,...",
+                   help="hidden layer sizes (default: 32,16, the paper's)")
+    g.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid", metavar="NAME",
+                   help=f"hidden activation: {', '.join(HIDDEN_ACTIVATIONS)} (default: sigmoid)")
+    g.add_argument("--output", choices=("same", *ACTIVATIONS), default="same", metavar="NAME",
+                   help="output activation, or 'same' as the hidden one, the paper's choice (default: same)")
+    g.add_argument("--cost", choices=tuple(COSTS), default="ce", help="cost (default: ce)")
+    g.add_argument("--init", choices=tuple(INITS), default="xavier", help="weight init (default: xavier)")
+    g.add_argument("--bias-init", choices=tuple(BIAS_INITS), default="normal", help="bias init (default: normal)")
+    g.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    g.add_argument("--seed", type=nonneg_int, default=0, help="seed of initial weights and shuffling (default: 0)")
+
+
+def add_training_args(p):
+    g = p.add_argument_group("training")
+    g.add_argument("--lr", type=positive_float, default=1.0, help="learning rate (default: 1.0)")
+    g.add_argument("--batch-size", type=positive_int, default=10, help="minibatch size (default: 10)")
+    g.add_argument("--epochs", type=positive_int, default=30, help="epochs (default: 30)")
+    g.add_argument("--momentum", type=nonneg_float, default=0.0, help="momentum in [0, 1) (default: 0)")
+    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum)")
+    g.add_argument("--l2", type=nonneg_float, default=0.0, help="L2 weight decay on weights (default: 0)")
+    g.add_argument("--patience", type=positive_int, default=None,
+                   help="early stopping: epochs without a better validation accuracy (default: off)")
+
+
+def config_from_args(args) -> RunConfig:
+    return RunConfig(hidden=args.layers, activation=args.activation, output=args.output, cost=args.cost,
+                     init=args.init, bias_init=args.bias_init, lr=getattr(args, "lr", 1.0),
+                     batch_size=getattr(args, "batch_size", 10), epochs=getattr(args, "epochs", 30),
+                     seed=args.seed, momentum=getattr(args, "momentum", 0.0),
+                     nesterov=getattr(args, "nesterov", False), l2=getattr(args, "l2", 0.0),
+                     patience=getattr(args, "patience", None), dtype=args.dtype, dataset=args.dataset,
+                     label=args.label, split=args.split, split_seed=args.split_seed)
+
+
+def print_json(obj) -> None:
+    """One JSON object on stdout; NaN/inf become null so any JSON parser reads it."""
+
+    def clean(o):
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if hasattr(o, "item"):
+            return clean(o.item())
+        return o
+
+    json.dump(clean(obj), sys.stdout, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def is_tty(stream=None) -> bool:
+    stream = stream or sys.stderr
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def require(cond, message):
+    if not cond:
+        raise SgdlabError(message)

@@ -1,0 +1,82 @@
+"""``sgdlab train``: train one network and print a summary (or JSON)."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import add_data_args, add_network_args, add_training_args, config_from_args, is_tty, print_json
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train one network", description="Train one MLP with minibatch SGD.")
+    add_data_args(p)
+    add_network_args(p)
+    add_training_args(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--save", metavar="FILE.npz", help="save the trained network here")
+    out.add_argument("--json", action="store_true", help="print one JSON object (final metrics and history)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..data import load_dataset
+    from ..io import save
+    from ..train import train
+
+    config = config_from_args(args)
+    data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+    if args.save:  # fail on an unwritable path before training, not after
+        from pathlib import Path
+
+        parent = Path(args.save).resolve().parent
+        if parent.exists() and not parent.is_dir():
+            from ..errors import SgdlabError
+
+            raise SgdlabError(f"--save: {parent} is not a directory")
+    show = is_tty() and not args.json
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True) as bar:
+            task = bar.add_task("train", total=config.epochs, info="")
+
+            def on_epoch(epoch, hist):
+                bar.update(task, completed=epoch, info=f"val acc {hist.val_acc[-1]:.4f}")
+
+            result = train(config, data, on_epoch=on_epoch)
+    else:
+        result = train(config, data)
+    saved = None
+    if args.save:
+        saved = save(result.network, args.save, classes=data.classes, extra={"config": config.to_dict()})
+    hist = result.history
+    if args.json:
+        print_json({"config": config.to_dict(), "final": hist.final(), "history": hist.to_dict(),
+                    "saved": None if saved is None else str(saved)})
+        return 0
+    _summary(config, hist, data, saved)
+    return 0
+
+
+def _summary(config, hist, data, saved):
+    from rich.console import Console
+    from rich.table import Table
+
+    f = hist.final()
+    console = Console(file=sys.stdout)
+    t = Table(title=f"sgdlab train: {config.dataset} {'-'.join(map(str, [data.n_features, *config.hidden, data.n_classes]))}, "
+                    f"{config.activation}/{config.output_activation} + {config.cost}, {config.init}, lr {config.lr:g}")
+    for col in ("split", "loss", "accuracy"):
+        t.add_column(col, justify="right" if col != "split" else "left")
+    for part, n in (("train", len(data.y_train)), ("val", len(data.y_val)), ("test", len(data.y_test))):
+        t.add_row(f"{part} ({n})", f"{f[part + '_loss']:.4f}", f"{f[part + '_acc']:.4f}")
+    console.print(t)
+    status = f"status: {hist.status}"
+    if hist.status == "diverged":
+        status += f" at epoch {hist.diverged_epoch} (non-finite loss; metrics are from epoch {hist.epochs})"
+    if hist.stopped_epoch:
+        status += f", early-stopped at epoch {hist.stopped_epoch}"
+    console.print(f"{status}; {hist.epochs} epochs in {f['seconds']:.2f} s")
+    if saved:
+        console.print(f"saved to {saved}")

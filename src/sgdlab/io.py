@@ -1,0 +1,96 @@
+"""Save and load trained networks: ``.npz`` arrays plus JSON metadata, never pickle.
+
+The file holds ``W0, b0, W1, b1, ...`` and ``meta``, a JSON string with the layer sizes,
+activations, cost, dtype, class labels and sgdlab version. Loading uses
+``allow_pickle=False`` and checks every array's shape and dtype against the metadata, so
+a truncated, tampered or foreign file is a clear :class:`SgdlabError`, never code execution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SgdlabError
+from .nn.network import Network
+
+FORMAT = "sgdlab-network"
+FORMAT_VERSION = 1
+
+
+def save(network: Network, path, classes=None, extra: dict | None = None) -> Path:
+    """Write ``network`` to ``path`` (``.npz`` appended if missing), atomically."""
+    from . import __version__
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sgdlab_version": __version__,
+            "sizes": network.sizes, "activation": network.activation, "output": network.output,
+            "cost": network.cost, "dtype": network.dtype,
+            "classes": None if classes is None else [c.item() if hasattr(c, "item") else c for c in classes],
+            "extra": extra or {}}
+    arrays = {f"{'W' if i % 2 == 0 else 'b'}{i // 2}": p for i, p in enumerate(network.params)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise SgdlabError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def _bad(path, why):
+    return SgdlabError(f"{path}: not a valid sgdlab model file ({why})")
+
+
+def load(path) -> tuple[Network, dict]:
+    """Read a network saved by :func:`save`; returns ``(network, metadata)``."""
+    p = Path(path)
+    if not p.is_file():
+        raise SgdlabError(f"no such model file: {path}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            files = set(z.files)
+            if "meta" not in files:
+                raise _bad(path, "no metadata")
+            meta = json.loads(str(z["meta"][()]))
+            arrays = {k: z[k] for k in files if k != "meta"}
+    except SgdlabError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError) as e:
+        raise _bad(path, f"{type(e).__name__}: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _bad(path, "wrong format tag")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise _bad(path, f"format version {meta.get('format_version')!r}, this sgdlab reads {FORMAT_VERSION}")
+    try:
+        net = Network(meta["sizes"], meta["activation"], meta["output"], meta["cost"], meta["dtype"])
+    except (KeyError, TypeError) as e:
+        raise _bad(path, f"incomplete metadata: {e}") from None
+    except SgdlabError as e:
+        raise _bad(path, str(e)) from None
+    n_layers = len(net.sizes) - 1
+    expected = {f"W{l}": (net.sizes[l], net.sizes[l + 1]) for l in range(n_layers)}
+    expected.update({f"b{l}": (net.sizes[l + 1],) for l in range(n_layers)})
+    if set(arrays) != set(expected):
+        raise _bad(path, f"arrays {sorted(arrays)} do not match the layer sizes {net.sizes}")
+    for k, shape in expected.items():
+        a = arrays[k]
+        if a.shape != shape or a.dtype != np.dtype(net.dtype):
+            raise _bad(path, f"{k} has shape {a.shape} and dtype {a.dtype}, expected {shape} {net.dtype}")
+        if not np.all(np.isfinite(a)):
+            raise _bad(path, f"{k} holds non-finite values")
+    net.weights = [arrays[f"W{l}"] for l in range(n_layers)]
+    net.biases = [arrays[f"b{l}"] for l in range(n_layers)]
+    classes = meta.get("classes")
+    if classes is not None and (not isinstance(classes, list) or len(classes) != net.sizes[-1]):
+        raise _bad(path, "class labels do not match the output size")
+    return net, meta

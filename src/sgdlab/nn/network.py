@@ -1,0 +1,168 @@
+"""A multilayer perceptron: parameters, forward pass (paper eq. 3), backpropagation (eq. 5-9).
+
+Samples are rows. For layer ``l`` (0-based), ``W[l]`` has shape ``(fan_in, fan_out)`` and
+``b[l]`` shape ``(fan_out,)``; the forward pass is ``Z = A_prev @ W + b``, ``A = f(Z)``.
+The paper's ``W^(k)`` (one row per neuron of layer k) is ``W[k-1].T``.
+
+Backpropagation, vectorised over a minibatch of ``n`` rows:
+
+- output layer (eq. 5-6): ``Delta_L = f_L'(Z_L) * dC/dA_L``, or ``A_L - Y`` for the pairs
+  in ``costs.SHORTCUTS`` where that is exact;
+- hidden layers (eq. 7): ``Delta_l = (Delta_{l+1} @ W[l+1].T) * f'(Z_l)``;
+- gradients (eq. 8-9), averaged over the minibatch: ``dW[l] = A_{l-1}.T @ Delta_l / n``,
+  ``db[l] = mean over rows of Delta_l``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import SgdlabError
+from .activations import Activation, get_activation
+from .costs import SHORTCUTS, Cost, check_pairing, get_cost
+from .init import init_params
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in DTYPES:
+        raise SgdlabError(f"unknown dtype {dtype!r}; valid: float32, float64")
+    return np.dtype(DTYPES[name])
+
+
+def check_sizes(sizes) -> list[int]:
+    """Layer sizes as a list of positive ints, at least input and output."""
+    try:
+        out = [int(s) for s in sizes]
+    except (TypeError, ValueError):
+        raise SgdlabError(f"layer sizes must be positive integers, got {sizes!r}") from None
+    if len(out) < 2 or any(s <= 0 for s in out) or any(float(s) != float(t) for s, t in zip(out, sizes)):
+        raise SgdlabError(f"layer sizes must be positive integers (input, ..., output), got {list(sizes)!r}")
+    return out
+
+
+@dataclass
+class Gradients:
+    """dC/dW and dC/db per layer, averaged over the minibatch."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+
+@dataclass
+class Network:
+    """An MLP with a hidden activation, an output activation and a cost.
+
+    Parameters
+    ----------
+    sizes : list of int
+        ``[n_inputs, hidden..., n_outputs]``, e.g. the paper's ``[64, 32, 16, 10]``.
+    activation : str
+        Hidden-layer activation.
+    output : str
+        Output activation, or ``"same"`` for the hidden one (what the paper did).
+    cost : str
+        ``mse``, ``ce`` or ``cce`` (softmax output only).
+    """
+
+    sizes: list[int]
+    activation: str = "sigmoid"
+    output: str = "same"
+    cost: str = "ce"
+    dtype: str = "float64"
+    weights: list[np.ndarray] = field(default_factory=list, repr=False)
+    biases: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        self.sizes = check_sizes(self.sizes)
+        if self.output == "same":
+            self.output = self.activation
+        self._hidden: Activation = get_activation(self.activation)
+        if self.activation == "softmax":
+            raise SgdlabError("softmax is an output activation only; hidden: sigmoid, tanh, relu, leaky_relu, identity")
+        self._out: Activation = get_activation(self.output)
+        self._cost: Cost = get_cost(self.cost)
+        check_pairing(self.output, self.cost)
+        self.dtype = resolve_dtype(self.dtype).name
+        self._shortcut = (self.output, self.cost) in SHORTCUTS
+
+    # -- construction ---------------------------------------------------------------
+    def initialize(self, init="xavier", bias_init="normal", rng=None) -> "Network":
+        self.weights, self.biases = init_params(self.sizes, init, bias_init, rng, self.dtype)
+        return self
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        """Weights and biases interleaved: W0, b0, W1, b1, ... (the same arrays, not copies)."""
+        return [p for wb in zip(self.weights, self.biases) for p in wb]
+
+    def copy(self) -> "Network":
+        net = Network(self.sizes, self.activation, self.output, self.cost, self.dtype)
+        net.weights = [w.copy() for w in self.weights]
+        net.biases = [b.copy() for b in self.biases]
+        return net
+
+    # -- math -------------------------------------------------------------------------
+    def forward(self, X):
+        """Pre-activations ``Z`` and activations ``A`` of every layer (``A[0] = X``), eq. 3."""
+        acts, zs = [X], []
+        last = len(self.weights) - 1
+        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
+            z = acts[-1] @ W + b
+            zs.append(z)
+            acts.append((self._out if l == last else self._hidden).fn(z))
+        return zs, acts
+
+    def output_delta(self, z, a, Y):
+        """dC_s/dz at the output layer per sample (eq. 5-6)."""
+        if self._shortcut:  # exact for sigmoid+ce, softmax+cce, identity+mse
+            return a - Y
+        return self._out.backward(z, a, self._cost.grad(a, Y))
+
+    def backward(self, zs, acts, Y) -> Gradients:
+        """Gradients of the minibatch cost, averaged over its rows (eq. 7-9)."""
+        n = Y.shape[0]
+        delta = self.output_delta(zs[-1], acts[-1], Y) / n
+        gw = [None] * len(self.weights)
+        gb = [None] * len(self.weights)
+        for l in range(len(self.weights) - 1, -1, -1):
+            gw[l] = acts[l].T @ delta
+            gb[l] = delta.sum(axis=0)
+            if l:
+                delta = self._hidden.backward(zs[l - 1], acts[l], delta @ self.weights[l].T)
+        return Gradients(gw, gb)
+
+    def gradients(self, X, Y) -> Gradients:
+        zs, acts = self.forward(X)
+        return self.backward(zs, acts, Y)
+
+    def loss(self, X, Y) -> float:
+        return float(self._cost.value(self.predict_proba(X), Y))
+
+    def predict_proba(self, X):
+        a = X
+        last = len(self.weights) - 1
+        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
+            a = (self._out if l == last else self._hidden).fn(a @ W + b)
+        return a
+
+    def predict(self, X):
+        """Class index of the largest output per row."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def evaluate(self, X, y, Y=None) -> tuple[float, float]:
+        """(loss, accuracy) on labels ``y`` (one-hot ``Y`` built if not given)."""
+        if Y is None:
+            Y = one_hot(y, self.sizes[-1], self.dtype)
+        a = self.predict_proba(X)
+        return float(self._cost.value(a, Y)), float(np.mean(np.argmax(a, axis=1) == y))
+
+
+def one_hot(y, n_classes, dtype="float64"):
+    Y = np.zeros((len(y), n_classes), dtype=dtype)
+    Y[np.arange(len(y)), y] = 1
+    return Y

@@ -1,0 +1,138 @@
+"""The training loop: epochs of seeded minibatches, per-epoch metrics, divergence, early stopping."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..config import RunConfig, rng_streams
+from ..data import Dataset, load_dataset
+from ..nn.network import Network, one_hot
+from .optim import SGD
+
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of one run (index ``i`` is epoch ``i + 1``).
+
+    ``status`` is ``done`` or ``diverged`` (a non-finite loss or parameter; ``diverged_epoch``
+    says when, and the lists hold the epochs before it). ``stopped_epoch`` is set when early
+    stopping ended the run.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    status: str = "done"
+    diverged_epoch: int | None = None
+    stopped_epoch: int | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    def final(self) -> dict:
+        """The last epoch's metrics (NaN where nothing was recorded), plus status."""
+        out = {m: (getattr(self, m)[-1] if getattr(self, m) else float("nan")) for m in METRICS if m != "seconds"}
+        out.update(status=self.status, epochs=self.epochs, diverged_epoch=self.diverged_epoch,
+                   seconds=float(sum(self.seconds)))
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    network: Network
+    history: History
+    config: RunConfig
+
+
+def build_network(config: RunConfig, n_features: int, n_classes: int, init_rng=None) -> Network:
+    net = Network([n_features, *config.hidden, n_classes], config.activation, config.output,
+                  config.cost, config.dtype)
+    if init_rng is None:
+        init_rng, _ = rng_streams(config.seed)
+    return net.initialize(config.init, config.bias_init, init_rng)
+
+
+def epoch_batches(n: int, batch_size: int, rng: np.random.Generator):
+    """One epoch's minibatches as index arrays: a fresh permutation, cut into batch_size
+    slices, the last smaller slice included."""
+    perm = rng.permutation(n)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _finite(net: Network) -> bool:
+    return all(np.isfinite(p).all() for p in net.params)
+
+
+def train(config: RunConfig, data: Dataset | None = None, *,
+          on_epoch: Callable[[int, History], None] | None = None,
+          network: Network | None = None) -> TrainResult:
+    """Train one network as ``config`` says, on ``data`` (loaded from the config if None).
+
+    ``on_epoch(epoch, history)`` is called after each epoch (progress bars). ``network``
+    continues training a given network instead of initialising one; the shuffling stream
+    still comes from ``config.seed``.
+    """
+    if data is None:
+        data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+    dtype = np.dtype(config.dtype)
+    data = data.astype(dtype)
+    init_rng, shuffle_rng = rng_streams(config.seed)
+    net = network or build_network(config, data.n_features, data.n_classes, init_rng)
+    opt = SGD(config.lr, config.momentum, config.nesterov, config.l2)
+    k = data.n_classes
+    Y_train = one_hot(data.y_train, k, dtype)
+    parts = [("train", data.X_train, data.y_train, Y_train),
+             ("val", data.X_val, data.y_val, one_hot(data.y_val, k, dtype)),
+             ("test", data.X_test, data.y_test, one_hot(data.y_test, k, dtype))]
+    hist = History()
+    best, waited = -1.0, 0
+    X, n, bs = data.X_train, len(data.y_train), config.batch_size
+    with np.errstate(all="ignore"):
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            perm = shuffle_rng.permutation(n)
+            Xs, Ys = X[perm], Y_train[perm]
+            for i in range(0, n, bs):
+                grads = net.gradients(Xs[i:i + bs], Ys[i:i + bs])
+                opt.step(net.weights, net.biases, grads)
+            seconds = time.perf_counter() - t0
+            metrics = {}
+            for name, Xp, yp, Yp in parts:
+                loss, acc = net.evaluate(Xp, yp, Yp) if len(yp) else (float("nan"), float("nan"))
+                metrics[name] = (loss, acc)
+            if not np.isfinite(metrics["train"][0]) or not _finite(net):
+                hist.status, hist.diverged_epoch = "diverged", epoch
+                break
+            for name in ("train", "val", "test"):
+                getattr(hist, f"{name}_loss").append(metrics[name][0])
+                getattr(hist, f"{name}_acc").append(metrics[name][1])
+            hist.seconds.append(seconds)
+            if on_epoch:
+                on_epoch(epoch, hist)
+            if config.patience is not None and len(data.y_val):
+                if metrics["val"][1] > best:
+                    best, waited = metrics["val"][1], 0
+                else:
+                    waited += 1
+                    if waited >= config.patience:
+                        hist.stopped_epoch = epoch
+                        break
+    return TrainResult(net, hist, config)
