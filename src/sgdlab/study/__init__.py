@@ -1,0 +1,1 @@
+"""Studies: spec, grid expansion, runner, store, analysis."""

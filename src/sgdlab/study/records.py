@@ -1,0 +1,62 @@
+"""What a study stores per run, shared by the runner (writes), analysis and report (read).
+
+A *cell* is every grid axis but learning rate and seed, within a mode (``paper`` puts the
+hidden activation on the output layer, as the paper did; ``corrected`` uses a sigmoid or
+softmax output). Selection picks, per cell, the lr with the best mean final validation
+accuracy over seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import RunConfig
+from ..train.loop import History
+
+STATUSES = ("done", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class Cell:
+    mode: str
+    cost: str
+    activation: str
+    output: str  # the output activation actually used (never "same")
+    init: str
+    momentum: float = 0.0
+    l2: float = 0.0
+
+    @classmethod
+    def of(cls, mode: str, config: RunConfig) -> "Cell":
+        return cls(mode, config.cost, config.activation, config.output_activation, config.init,
+                   config.momentum, config.l2)
+
+    def label(self) -> str:
+        s = f"{self.mode}: {self.activation}/{self.output} + {self.cost}, {self.init}"
+        if self.momentum:
+            s += f", momentum {self.momentum:g}"
+        if self.l2:
+            s += f", l2 {self.l2:g}"
+        return s
+
+
+@dataclass
+class RunRecord:
+    """One finished run as the store holds it."""
+
+    key: str  # RunConfig.key() plus mode, stable across processes and machines
+    mode: str
+    config: RunConfig
+    status: str  # done | diverged | failed
+    final: dict  # History.final(): train/val/test loss and acc of the last recorded epoch, ...
+    history: History = field(default_factory=History)
+    error: str | None = None  # the error text of a failed run
+
+    @property
+    def cell(self) -> Cell:
+        return Cell.of(self.mode, self.config)
+
+
+def run_key(mode: str, config: RunConfig) -> str:
+    """The store's key of a run: mode and config hash."""
+    return f"{mode}:{config.key()}"
