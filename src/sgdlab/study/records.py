@@ -51,6 +51,7 @@ class RunRecord:
     final: dict  # History.final(): train/val/test loss and acc of the last recorded epoch, ...
     history: History = field(default_factory=History)
     error: str | None = None  # the error text of a failed run
+    test_predictions: list[int] | None = None  # class index per test row from the final network (None: diverged/failed)
 
     @property
     def cell(self) -> Cell:
