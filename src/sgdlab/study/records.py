@@ -52,6 +52,7 @@ class RunRecord:
     history: History = field(default_factory=History)
     error: str | None = None  # the error text of a failed run
     test_predictions: list[int] | None = None  # class index per test row from the final network (None: diverged/failed)
+    engine: str | None = None  # the engine that trained it: single | batched
 
     @property
     def cell(self) -> Cell:
