@@ -11,3 +11,14 @@ from .train import SGD, History, TrainResult, train  # noqa: E402
 
 __all__ = ["__version__", "RunConfig", "rng_streams", "Dataset", "load_dataset", "SgdlabError",
            "load", "save", "Network", "gradcheck", "SGD", "History", "TrainResult", "train"]
+
+
+def __getattr__(name):
+    # SGDNetClassifier imports scikit-learn (~1-2 s); load it on first use, not with every CLI call.
+    if name == "SGDNetClassifier":
+        from .estimator import SGDNetClassifier
+        return SGDNetClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ += ["SGDNetClassifier"]
