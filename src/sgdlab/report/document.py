@@ -1,0 +1,241 @@
+"""A report as a list of blocks, written out as Markdown or as one self-contained HTML page.
+
+The same blocks make ``report.md`` (figures linked by relative path) and ``report.html``
+(figures embedded as base64 ``data:`` URIs, inline CSS, no external resource).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+    anchor: str | None = None
+
+
+@dataclass
+class Paragraph:
+    text: str  # plain text; ``**bold**`` is kept in Markdown and becomes <strong> in HTML
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    """A table: header and rows of cell text. ``caption`` is shown above it."""
+
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    note: str = ""
+
+    def markdown(self) -> str:
+        def esc(s):
+            return str(s).replace("|", "\\|").replace("\n", " ")
+
+        lines = []
+        if self.caption:
+            lines += [f"**{self.caption}**", ""]
+        lines.append("| " + " | ".join(esc(h) for h in self.header) + " |")
+        lines.append("|" + "|".join("---" for _ in self.header) + "|")
+        lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in self.rows]
+        if self.note:
+            lines += ["", f"*{self.note}*"]
+        return "\n".join(lines)
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(self.header)
+        w.writerows(self.rows)
+        return buf.getvalue()
+
+
+@dataclass
+class Figure:
+    """A figure written to disk: ``png`` is embedded in HTML, ``svg`` linked beside it."""
+
+    png: Path
+    caption: str
+    svg: Path | None = None
+
+
+@dataclass
+class RawMarkdown:
+    """Markdown written by another tool (``sgdlab compare``), included as is."""
+
+    text: str
+    source: str = ""
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, *blocks) -> None:
+        self.blocks.extend(blocks)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def to_markdown(doc: Document, base: Path) -> str:
+    out = [f"# {doc.title}", ""]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out += ["#" * b.level + " " + b.text, ""]
+        elif isinstance(b, Paragraph):
+            out += [b.text, ""]
+        elif isinstance(b, Bullets):
+            out += [f"- {item}" for item in b.items] + [""]
+        elif isinstance(b, Table):
+            out += [b.markdown(), ""]
+        elif isinstance(b, Figure):
+            rel = b.png.relative_to(base).as_posix()
+            out += [f"![{b.caption}]({rel})", "", f"*{b.caption}*"
+                    + (f" ([SVG]({b.svg.relative_to(base).as_posix()}))" if b.svg else ""), ""]
+        elif isinstance(b, RawMarkdown):
+            if b.source:
+                out += [f"*From `{b.source}`:*", ""]
+            out += [_demote_headings(b.text.strip()), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _demote_headings(text: str) -> str:
+    # Included documents sit under a level-2 section: their headings start at level 3.
+    return re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m.group(1)) + 2) + " ", text, flags=re.M)
+
+
+# --------------------------------------------------------------------------- HTML
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1.2em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444;padding-bottom:.2em}
+h2{border-bottom:1px solid #bbb;padding-bottom:.15em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:left;vertical-align:top}
+th{background:#f0f0f0}
+tr:nth-child(even) td{background:#fafafa}
+caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
+figure{margin:1em 0 1.6em;text-align:center}
+figure img{max-width:100%;height:auto;border:1px solid #e4e4e4}
+figcaption{font-size:.9em;color:#444;margin-top:.3em}
+.note{font-size:.85em;color:#555;font-style:italic}
+.scroll{overflow-x:auto}
+code{background:#f3f3f3;padding:0 .2em}
+nav ul{columns:2;font-size:.92em}
+"""
+
+
+def _inline(text: str) -> str:
+    s = html.escape(str(text))
+    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
+    s = re.sub(r"(?<![*\w])\*([^*\s][^*]*?)\*(?![*\w])", r"<em>\1</em>", s)
+    s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+    return s
+
+
+def _table_html(t: Table) -> str:
+    parts = ['<div class="scroll"><table>']
+    if t.caption:
+        parts.append(f"<caption>{_inline(t.caption)}</caption>")
+    parts.append("<thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
+    for row in t.rows:
+        parts.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>")
+    parts.append("</tbody></table></div>")
+    if t.note:
+        parts.append(f'<p class="note">{_inline(t.note)}</p>')
+    return "".join(parts)
+
+
+def data_uri(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
+
+
+def markdown_to_html(text: str) -> str:
+    """Enough Markdown for the tables and notes ``sgdlab compare`` writes: headings,
+    pipe tables, bullet lists, paragraphs. Images are dropped (their PNGs are embedded
+    separately); links keep their text only, so the page references nothing outside."""
+    lines = text.splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        if not line.strip():
+            i += 1
+            continue
+        m = re.match(r"^(#{1,6})\s+(.*)$", line)
+        if m:
+            level = min(6, len(m.group(1)) + 2)
+            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
+            i += 1
+            continue
+        if line.lstrip().startswith("|"):
+            block = []
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                block.append(lines[i].strip())
+                i += 1
+            rows = [[c.strip() for c in re.split(r"(?<!\\)\|", r.strip("|"))] for r in block]
+            rows = [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c) for c in r if c)]
+            if rows:
+                out.append(_table_html(Table(rows[0], rows[1:])))
+            continue
+        if re.match(r"^\s*[-*]\s+", line):
+            items = []
+            while i < len(lines) and re.match(r"^\s*[-*]\s+", lines[i]):
+                items.append(re.sub(r"^\s*[-*]\s+", "", lines[i]))
+                i += 1
+            out.append("<ul>" + "".join(f"<li>{_strip_links(it)}</li>" for it in items) + "</ul>")
+            continue
+        para = []
+        while i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith(("|", "#")):
+            para.append(lines[i].strip())
+            i += 1
+        out.append(f"<p>{_strip_links(' '.join(para))}</p>")
+    return "\n".join(out)
+
+
+def _strip_links(text: str) -> str:
+    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    return _inline(text)
+
+
+def to_html(doc: Document) -> str:
+    body, toc = [], []
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            anchor = b.anchor or re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-")
+            if b.level == 2:
+                toc.append(f'<li><a href="#{anchor}">{_inline(b.text)}</a></li>')
+            body.append(f'<h{b.level} id="{anchor}">{_inline(b.text)}</h{b.level}>')
+        elif isinstance(b, Paragraph):
+            body.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Bullets):
+            body.append("<ul>" + "".join(f"<li>{_inline(it)}</li>" for it in b.items) + "</ul>")
+        elif isinstance(b, Table):
+            body.append(_table_html(b))
+        elif isinstance(b, Figure):
+            body.append(f'<figure><img src="{data_uri(b.png)}" alt="{html.escape(b.caption, quote=True)}">'
+                        f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
+        elif isinstance(b, RawMarkdown):
+            if b.source:
+                body.append(f'<p class="note">From <code>{html.escape(b.source)}</code>:</p>')
+            body.append(markdown_to_html(b.text))
+    nav = f"<nav><ul>{''.join(toc)}</ul></nav>" if toc else ""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(doc.title)}</title><style>{CSS}</style></head>\n<body>\n"
+            f"<h1>{html.escape(doc.title)}</h1>\n{nav}\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,198 @@
+"""Sentences computed from a study's results: nothing here is written in advance.
+
+Thresholds used by the wording (stated in the report): a cell *fails* when its mean
+validation accuracy at the selected lr is below :data:`FAIL` and *works* at or above
+:data:`WORKS`. Two cells differ *clearly* when their 95 % intervals do not overlap (with
+one seed per cell there is no interval, and only the means are compared).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from ..study.analysis import CellSummary, Selection, best_selection, modes
+from ..study.records import RunRecord
+from .tables import Comparison, lr_text, pct
+
+FAIL = 0.5
+WORKS = 0.9
+
+
+def _cell_words(sel: Selection) -> str:
+    c = sel.cell
+    out = "" if c.output == c.activation else f" with a {c.output} output"
+    extra = (f", momentum {c.momentum:g}" if c.momentum else "") + (f", l2 {c.l2:g}" if c.l2 else "")
+    return f"{c.activation} + {c.cost}{out}, {c.init} init{extra}"
+
+
+def _val(sel: Selection) -> str:
+    return f"{pct(sel.best.val.mean)} ± {pct(sel.best.val.std)} %"
+
+
+def _clearly(a: Selection, b: Selection) -> int:
+    """+1 if a is clearly better than b, -1 if clearly worse, 0 if the intervals overlap."""
+    va, vb = a.best.val, b.best.val
+    if va.ci is None or vb.ci is None:
+        return (va.mean > vb.mean) - (va.mean < vb.mean)
+    if va.ci[0] > vb.ci[1]:
+        return 1
+    if va.ci[1] < vb.ci[0]:
+        return -1
+    return 0
+
+
+def overview(records: Sequence[RunRecord], summaries: Sequence[CellSummary], selections: Sequence[Selection]) -> str:
+    status = Counter(r.status for r in records)
+    lrs = sorted({s.lr for s in summaries})
+    seeds = sorted({r.config.seed for r in records})
+    parts = [f"The study holds {len(records)} runs: {len(selections)} cells × {len(lrs)} learning rates × "
+             f"{len(seeds)} seed{'s' * (len(seeds) != 1)}"]
+    tail = []
+    if status.get("diverged"):
+        tail.append(f"{status['diverged']} diverged")
+    if status.get("failed"):
+        tail.append(f"{status['failed']} failed with an error")
+    s = parts[0] + ("; " + " and ".join(tail) if tail else "; none diverged or failed") + "."
+    expected = len(selections) * len(lrs) * len(seeds)
+    if expected != len(records):
+        s += f" (A full grid would hold {expected} runs; some are missing.)"
+    return s
+
+
+def best_per_mode(selections: Sequence[Selection]) -> list[str]:
+    out = []
+    for mode in modes(s.cell for s in selections):
+        best = best_selection(selections, mode)
+        if best is None:
+            continue
+        b = best.best
+        out.append(f"In {mode} mode the best cell is {_cell_words(best)} at lr {lr_text(best.lr)}: validation "
+                   f"{_val(best)}, test {pct(b.test.mean)} ± {pct(b.test.std)} % over {b.n} runs.")
+    return out
+
+
+def paper_numbers(comps: Sequence[Comparison]) -> list[str]:
+    done = [c for c in comps if c.holds is not None]
+    if not done:
+        return []
+    within = [c for c in done if c.holds]
+    outside = [c for c in done if not c.holds]
+    out = [f"{len(within)} of the {len(done)} published validation accuracies we could compare {'lie' if len(within) != 1 else 'lies'} within the "
+           f"range of our seeds in paper mode at the selected lr"
+           + (": " + "; ".join(f"{c.activation} + {c.cost}, {c.init} ({pct(c.paper)} %)" for c in within)
+              if within else "") + "."]
+    if outside:
+        out.append("Outside the range: " + "; ".join(
+            f"{c.activation} + {c.cost}, {c.init}: paper {pct(c.paper)} %, ours "
+            f"{pct(c.paper_mode.best.val.min)}–{pct(c.paper_mode.best.val.max)} %" for c in outside) + ".")
+    return out
+
+
+def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Selection]) -> list[str]:
+    """Which combinations fail in paper mode but work with a sigmoid output (same hidden
+    activation, cost and init)."""
+    pairs = []
+    for p in selections:
+        c = p.cell
+        if c.output != c.activation or c.output == "sigmoid" or c.cost not in ("ce", "mse"):
+            continue
+        match = [s for s in selections if s.cell.output == "sigmoid" and s.cell.activation == c.activation
+                 and s.cell.cost == c.cost and s.cell.init == c.init and s.cell.momentum == c.momentum
+                 and s.cell.l2 == c.l2]
+        if match:
+            pairs.append((p, match[0]))
+    if not pairs:
+        return []
+    only_output = [(p, s) for p, s in pairs if p.best.val.mean < FAIL and s.best.val.mean >= WORKS]
+    better = [(p, s) for p, s in pairs if (p, s) not in only_output and _clearly(s, p) > 0]
+    worse = [(p, s) for p, s in pairs if _clearly(s, p) < 0]
+    out = []
+    if only_output:
+        out.append(f"{len(only_output)} of the {len(pairs)} paper-mode combinations with a non-sigmoid output fail "
+                   f"(below {pct(FAIL, 0)} %) only because of the output layer: with a sigmoid output and the same "
+                   "hidden activation, cost and init they reach at least "
+                   f"{pct(WORKS, 0)} % — " + "; ".join(
+                       f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}"
+                       for p, s in only_output) + ".")
+    else:
+        out.append(f"None of the {len(pairs)} paper-mode combinations with a non-sigmoid output goes from below "
+                   f"{pct(FAIL, 0)} % to at least {pct(WORKS, 0)} % when only the output layer becomes a sigmoid.")
+    if better:
+        out.append("A sigmoid output also clearly improves: " + "; ".join(
+            f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}" for p, s in better) + ".")
+    if worse:
+        out.append("A sigmoid output is clearly worse for: " + "; ".join(
+            f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}" for p, s in worse) + ".")
+    return out
+
+
+def softmax_vs_sigmoid(selections: Sequence[Selection]) -> list[str]:
+    """Softmax + cce against sigmoid output + ce, same hidden activation and init."""
+    rows = []
+    for s in selections:
+        c = s.cell
+        if c.cost != "cce":
+            continue
+        match = [t for t in selections if t.cell.cost == "ce" and t.cell.output == "sigmoid"
+                 and t.cell.activation == c.activation and t.cell.init == c.init and t.cell.mode == c.mode
+                 and t.cell.momentum == c.momentum and t.cell.l2 == c.l2]
+        if match:
+            rows.append((s, match[0]))
+    if not rows:
+        return []
+    wins = sum(_clearly(s, t) > 0 for s, t in rows)
+    losses = sum(_clearly(s, t) < 0 for s, t in rows)
+    diffs = [s.best.val.mean - t.best.val.mean for s, t in rows]
+    return [f"Softmax + categorical cross-entropy against a sigmoid output + binary cross-entropy (same hidden "
+            f"activation and init, {len(rows)} pair{'s' * (len(rows) != 1)}): clearly better in {wins}, clearly worse in {losses}, "
+            f"mean difference {100 * sum(diffs) / len(diffs):+.2f} points."]
+
+
+def init_effect(selections: Sequence[Selection]) -> list[str]:
+    out = []
+    for mode in modes(s.cell for s in selections):
+        pairs = []
+        for x in selections:
+            c = x.cell
+            if c.mode != mode or c.init != "xavier":
+                continue
+            g = [s for s in selections if s.cell.mode == mode and s.cell.init == "gaussian"
+                 and s.cell.cost == c.cost and s.cell.activation == c.activation and s.cell.output == c.output
+                 and s.cell.momentum == c.momentum and s.cell.l2 == c.l2]
+            if g:
+                pairs.append((x, g[0]))
+        if not pairs:
+            continue
+        xw = sum(_clearly(x, g) > 0 for x, g in pairs)
+        gw = sum(_clearly(x, g) < 0 for x, g in pairs)
+        diffs = [x.best.val.mean - g.best.val.mean for x, g in pairs]
+        big = max(pairs, key=lambda p: abs(p[0].best.val.mean - p[1].best.val.mean))
+        out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier clearly better in {xw}, "
+                   f"Gaussian clearly better in {gw}, indistinguishable in {len(pairs) - xw - gw}; mean difference "
+                   f"{100 * sum(diffs) / len(diffs):+.2f} points (Xavier − Gaussian), largest for "
+                   f"{big[0].cell.activation} + {big[0].cell.cost}"
+                   + ("" if big[0].cell.output == big[0].cell.activation else f" ({big[0].cell.output} output)")
+                   + f": {_val(big[0])} vs {_val(big[1])}.")
+    return out
+
+
+def divergence(summaries: Sequence[CellSummary], selections: Sequence[Selection]) -> list[str]:
+    total = sum(s.n_runs for s in summaries)
+    div = sum(s.n_diverged for s in summaries)
+    if not div:
+        return [f"No run diverged (of {total})."]
+    by_lr = Counter()
+    runs_lr = Counter()
+    for s in summaries:
+        by_lr[s.lr] += s.n_diverged
+        runs_lr[s.lr] += s.n_runs
+    per = ", ".join(f"lr {lr_text(lr)}: {by_lr[lr]}/{runs_lr[lr]}" for lr in sorted(by_lr, reverse=True)
+                    if by_lr[lr])
+    at_sel = [sel for sel in selections if sel.best.n_diverged]
+    s = f"{div} of {total} runs diverged ({per})."
+    if at_sel:
+        s += (f" In {len(at_sel)} cell{'s' * (len(at_sel) != 1)} runs diverged even at the selected lr: "
+              + "; ".join(f"{_cell_words(sel)} ({sel.best.n_diverged}/{sel.best.n_runs} at lr {lr_text(sel.lr)})"
+                          for sel in at_sel) + ".")
+    return [s]
