@@ -1,0 +1,122 @@
+"""The Python API for notebooks: run a spec, open a finished study, get plain records.
+
+>>> from sgdlab import run_study, open_study             # doctest: +SKIP
+>>> res = run_study("my.toml", out="results/my", jobs=2)  # doctest: +SKIP
+>>> df = res.to_dataframe()                               # doctest: +SKIP
+>>> df.groupby(["mode", "activation", "lr"]).val_acc.mean()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SgdlabError
+from .records import RunRecord
+from .spec import StudySpec, load_spec, parse_spec
+from .store import Store, store_path
+
+FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "epochs",
+              "diverged_epoch", "seconds")
+
+
+@dataclass
+class StudyResults:
+    """A study's results as read from its store.
+
+    ``spec`` is the validated spec as a dict, ``records`` every stored run
+    (:class:`RunRecord`, with its per-epoch :class:`History`), ``out_dir`` the study folder.
+    """
+
+    out_dir: Path
+    spec: dict
+    records: list[RunRecord]
+
+    def rows(self) -> list[dict]:
+        """One flat dict per run: key, mode, cost, activation, output (the activation used),
+        init, lr, momentum, l2, bias_init, seed, status, the final metrics and the error text."""
+        out = []
+        for r in self.records:
+            c = r.config
+            row = {"key": r.key, "mode": r.mode, "cost": c.cost, "activation": c.activation,
+                   "output": c.output_activation, "init": c.init, "lr": c.lr, "momentum": c.momentum,
+                   "l2": c.l2, "bias_init": c.bias_init, "seed": c.seed, "status": r.status}
+            row.update({k: r.final.get(k) for k in FINAL_KEYS})
+            row["error"] = r.error
+            out.append(row)
+        return out
+
+    def to_dataframe(self):
+        """:meth:`rows` as a pandas DataFrame (needs pandas: ``pip install "sgdlab[pandas]"``)."""
+        try:
+            import pandas as pd
+        except ModuleNotFoundError:
+            raise SgdlabError('to_dataframe needs pandas: pip install "sgdlab[pandas]"') from None
+        return pd.DataFrame(self.rows())
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        counts = {}
+        for r in self.records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return (f"StudyResults({self.spec.get('name')!r}, {len(self.records)} runs "
+                f"{counts}, out_dir={str(self.out_dir)!r})")
+
+
+def open_study(directory) -> StudyResults:
+    """Read a study's results from ``directory`` (or its ``results.sqlite``); never trains."""
+    path = store_path(directory)
+    with Store(path) as st:
+        return StudyResults(path.parent, st.spec(), st.records())
+
+
+def _as_spec(spec_or_path) -> StudySpec:
+    if isinstance(spec_or_path, StudySpec):
+        return spec_or_path
+    if isinstance(spec_or_path, dict):
+        from .spec import validate
+
+        return validate(dict(spec_or_path), source="spec")
+    if isinstance(spec_or_path, str) and "\n" in spec_or_path:
+        return parse_spec(spec_or_path, source="spec")
+    return load_spec(spec_or_path)
+
+
+def run_study(spec_or_path, out, jobs: int | None = None, resume: bool = False, engine: str = "batched",
+              backend: str = "local", progress: bool = True, *, force: bool = False,
+              scheduler: str | None = None, report: bool = False) -> StudyResults:
+    """Run a study and return its results.
+
+    Parameters
+    ----------
+    spec_or_path : path, TOML text, dict or StudySpec
+        The study (see ``docs/study.md`` for the format); a dict is the parsed TOML.
+    out : path
+        The study folder; its ``results.sqlite`` is created (or resumed).
+    jobs : int, optional
+        Local processes (default: all cores); results do not depend on it.
+    resume : bool
+        Continue a study already in ``out`` (same spec), skipping its finished runs.
+    engine : {"batched", "single"}
+        ``batched`` falls back to ``single`` (with a warning) where it is not available.
+    backend : {"local", "dask"}
+        ``dask`` needs ``scheduler`` (``tcp://HOST:PORT``) or ``SGDLAB_DASK_SCHEDULER``.
+    progress : bool
+        Show a progress bar (terminal) or periodic lines (otherwise) on stderr.
+    force : bool
+        Delete a store already in ``out`` (another study's, or this one's) and start over.
+    report : bool
+        Render tables, figures and ``report.html`` afterwards (``sgdlab.report.render``).
+    """
+    from .runner import execute
+
+    spec = _as_spec(spec_or_path)
+    execute(spec, out, jobs=jobs, resume=resume, force=force, engine=engine, backend=backend,
+            scheduler=scheduler, progress=progress)
+    if report:
+        from ..report import render
+
+        render(Path(out))
+    return open_study(out)

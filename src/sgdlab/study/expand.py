@@ -1,0 +1,82 @@
+"""Grid expansion: a spec -> one :class:`RunConfig` per (block, axis values, seed), and the
+groups the runner hands out as tasks.
+
+A *group* is every run that shares the data, the network shape and activations, the
+minibatch schedule and the seed: ``(dataset, label, split, split_seed, hidden, activation,
+output activation, batch_size, epochs, patience, dtype, seed)``. Runs in a group see the
+same minibatch order, so an engine can train them side by side. Groups depend only on the
+spec, never on the number of workers, so results do not either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+
+from ..config import RunConfig
+from ..errors import SgdlabError
+from .records import run_key
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a study: its position in expansion order, mode, config and store key."""
+
+    index: int
+    mode: str
+    config: RunConfig
+    key: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs that share a minibatch order (see module docstring); ``id`` is a stable hash."""
+
+    id: str
+    runs: tuple[PlannedRun, ...]
+
+
+def group_of(config: RunConfig) -> str:
+    """The stable id of the group a config belongs to (16 hex digits)."""
+    c = config
+    parts = [c.dataset, c.label, list(c.split), c.split_seed, list(c.hidden), c.activation,
+             c.output_activation, c.batch_size, c.epochs, c.patience, c.dtype, c.seed]
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def expand(spec) -> list[PlannedRun]:
+    """Every run of ``spec`` in a fixed order: blocks as written, then the axes
+    cost, activation, output, init, momentum, l2, bias_init, lr, and the seed innermost."""
+    runs, seen = [], {}
+    for bi, block in enumerate(spec.grid, 1):
+        axes = (block.cost, block.activation, block.output, block.init, block.momentum, block.l2,
+                block.bias_init, block.lr, spec.seeds)
+        for cost, act, out, init, mom, l2, bias, lr, seed in itertools.product(*axes):
+            try:
+                config = RunConfig(hidden=spec.hidden, activation=act, output=out, cost=cost, init=init,
+                                   bias_init=bias, lr=lr, batch_size=spec.batch_size, epochs=spec.epochs,
+                                   seed=seed, momentum=mom, l2=l2, patience=spec.patience, dtype=spec.dtype,
+                                   dataset=spec.dataset, label=spec.label, split=spec.split,
+                                   split_seed=spec.split_seed)
+            except SgdlabError as e:
+                raise SgdlabError(f"{spec.source}: grid[{bi}]: {e}") from None
+            key = run_key(block.mode, config)
+            if key in seen:
+                raise SgdlabError(
+                    f"{spec.source}: grid[{bi}]: mode {block.mode!r} repeats runs of grid[{seen[key]}] "
+                    f"(e.g. {act}/{config.output_activation} + {cost}, {init}, lr {lr:g}); "
+                    "give each run once")
+            seen[key] = bi
+            runs.append(PlannedRun(len(runs), block.mode, config, key, group_of(config)))
+    return runs
+
+
+def groups(runs: list[PlannedRun]) -> list[Group]:
+    """Runs grouped by :func:`group_of`, groups in order of first appearance."""
+    by: dict[str, list[PlannedRun]] = {}
+    for r in runs:
+        by.setdefault(r.group, []).append(r)
+    return [Group(gid, tuple(rs)) for gid, rs in by.items()]

@@ -1,0 +1,359 @@
+"""Run a study: expand the spec into groups, train them on local processes (joblib) or a
+Dask cluster, and write each finished group to the store in one transaction.
+
+The driver alone writes the store. A task is one group (see :mod:`.expand`): its
+partitioning depends only on the spec, so the results are bit-identical whatever ``jobs``
+is, and ``resume`` never meets half a group. A run that raises is stored as ``failed`` with
+its error text; the study goes on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import SgdlabError
+from ..train.loop import History
+from .expand import PlannedRun, expand, group_of, groups
+from .records import RunRecord
+from .store import STORE_NAME, Store
+
+ENGINES = ("batched", "single")
+BACKENDS = ("local", "dask")
+DASK_ENV = "SGDLAB_DASK_SCHEDULER"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: the runs of one group still to do, and the engine to train them with."""
+
+    group: str
+    runs: tuple[PlannedRun, ...]
+    engine: str = "single"
+
+
+# --------------------------------------------------------------------------- worker side
+
+_DATA: dict[tuple, object] = {}  # per-process cache: every task of a study shares its data
+
+
+def _dataset_for(config):
+    from ..data import load_dataset
+
+    k = (config.dataset, tuple(config.split), config.split_seed, config.label, config.dtype)
+    if k not in _DATA:
+        _DATA[k] = load_dataset(config.dataset, config.split, config.split_seed, config.label).astype(config.dtype)
+    return _DATA[k]
+
+
+def _failed(run: PlannedRun, error: str, engine: str) -> RunRecord:
+    hist = History(status="failed")
+    final = hist.final()
+    return RunRecord(run.key, run.mode, run.config, "failed", final, hist, error=error, engine=engine)
+
+
+def _error_text(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+def _record(run: PlannedRun, result, data, engine: str) -> RunRecord:
+    hist = result.history
+    preds = None
+    if hist.status == "done":
+        with np.errstate(all="ignore"):
+            preds = [int(x) for x in result.network.predict(data.X_test)]
+    return RunRecord(run.key, run.mode, run.config, hist.status, hist.final(), hist, test_predictions=preds,
+                     engine=engine)
+
+
+def _train_single(run: PlannedRun, data) -> RunRecord:
+    from ..train import train
+
+    try:
+        return _record(run, train(run.config, data), data, "single")
+    except Exception as e:  # a run that raises is recorded, not fatal
+        return _failed(run, _error_text(e), "single")
+
+
+def run_group(task: Task) -> list[RunRecord]:
+    """Train one group's runs (worker side; top-level so that it pickles).
+
+    ``engine="batched"`` trains the group together with
+    :func:`sgdlab.train.batched.train_many`; if that raises, each run is retried alone on the
+    single engine so that one bad run cannot sink its group.
+    """
+    data = _dataset_for(task.runs[0].config)
+    if task.engine == "batched":
+        from ..train.batched import train_many
+
+        try:
+            results = train_many([r.config for r in task.runs], data)
+            if len(results) != len(task.runs):
+                raise RuntimeError(f"train_many returned {len(results)} results for {len(task.runs)} configs")
+            return [_record(r, res, data, "batched") for r, res in zip(task.runs, results)]
+        except Exception as e:
+            print(f"sgdlab: warning: batched engine failed on a group of {len(task.runs)} runs "
+                  f"({_error_text(e)}); training them one by one", file=sys.stderr)
+    return [_train_single(r, data) for r in task.runs]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+def default_jobs() -> int:
+    """All cores this process may use."""
+    from joblib import cpu_count
+
+    return max(1, int(cpu_count()))
+
+
+def run_tasks(tasks: Sequence[Task], fn: Callable[[Task], list[RunRecord]],
+              on_result: Callable[[list[RunRecord]], None], jobs: int) -> None:
+    """The local backend: ``fn`` over ``tasks`` on ``jobs`` processes, ``on_result`` in this
+    process as each task finishes (in completion order). ``jobs=1`` runs in this process."""
+    if jobs <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            on_result(fn(t))
+        return
+    from joblib import Parallel, delayed
+
+    par = Parallel(n_jobs=min(jobs, len(tasks)), return_as="generator_unordered", batch_size=1,
+                   pre_dispatch="2*n_jobs")
+    gen = par(delayed(fn)(t) for t in tasks)
+    try:
+        for res in gen:
+            on_result(res)
+    finally:
+        gen.close()  # on Ctrl-C or an error: stop the workers, drop what is queued
+
+
+def _dask_run_tasks():
+    try:
+        from .dask_backend import run_tasks as dask_run_tasks
+    except ModuleNotFoundError as e:
+        if e.name and (e.name.split(".")[0] in ("dask", "distributed") or e.name.endswith("dask_backend")):
+            raise SgdlabError('--backend dask needs pip install "sgdlab[dask]"') from None
+        raise
+    return dask_run_tasks
+
+
+def resolve_engine(engine: str, warn: Callable[[str], None]) -> str:
+    if engine not in ENGINES:
+        raise SgdlabError(f"engine: unknown value {engine!r}; valid: {', '.join(ENGINES)}")
+    if engine == "batched" and importlib.util.find_spec("sgdlab.train.batched") is None:
+        warn("the batched engine is not available in this sgdlab; using the single engine")
+        return "single"
+    return engine
+
+
+# --------------------------------------------------------------------------- progress
+
+class Progress:
+    """Runs stored out of the total: a rich bar on a terminal, periodic plain lines otherwise."""
+
+    def __init__(self, name: str, total: int, done: int, enabled: bool = True, stream=None, every: float = 10.0):
+        self.stream = stream or sys.stderr
+        self.total, self.done, self.start_done = total, done, done
+        self.t0 = self.last = time.monotonic()
+        self.every, self.name = every, name
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._bar = None
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = RichProgress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("runs"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                     TextColumn("ETA"), TimeRemainingColumn(),
+                                     console=Console(file=self.stream), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(name, total=total, completed=done, rate="")
+
+    def _rate(self):
+        dt = time.monotonic() - self.t0
+        n = self.done - self.start_done
+        return n / dt if dt > 0 and n else 0.0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        rate = self._rate()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, rate=f"{rate:.1f}/s" if rate else "")
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            left = self.total - self.done
+            eta = f", ETA {_hms(left / rate)}" if rate and left else ""
+            print(f"{self.name}: {self.done}/{self.total} runs ({100 * self.done / max(self.total, 1):.0f}%), "
+                  f"{rate:.2f} runs/s{eta}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# --------------------------------------------------------------------------- driver
+
+@dataclass
+class StudyRun:
+    """What :func:`execute` did."""
+
+    out_dir: Path
+    store: Path
+    total: int  # runs in the spec
+    already: int  # runs found in the store at the start (resume)
+    ran: int = 0  # runs trained and stored now
+    counts: dict = field(default_factory=dict)  # status -> runs in the store at the end
+    seconds: float = 0.0
+    engine: str = "single"
+    jobs: int = 1
+    backend: str = "local"
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study; what was stored stays. ``run`` says how far it got."""
+
+    def __init__(self, run: StudyRun):
+        super().__init__("study interrupted")
+        self.run = run
+
+
+def _remove_store(out: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        p = out / (STORE_NAME + suffix)
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool = False) -> bool:
+    """Check ``out`` against ``spec``; returns True if an existing store is to be resumed.
+
+    A different study there is refused unless ``force`` (which deletes its store); the same
+    study is resumed with ``resume`` (or ``resume_same``), refused otherwise.
+    """
+    if out.exists() and not out.is_dir():
+        raise SgdlabError(f"--out: {out} exists and is not a directory")
+    path = out / STORE_NAME
+    if not path.exists():
+        return False
+    if force:
+        _remove_store(out)
+        return False
+    try:
+        with Store(path) as st:
+            digest, old, n = st.digest(), st.spec(), st.count()
+    except SgdlabError as e:
+        raise SgdlabError(f"--out: {e}; choose another --out, or --force to replace it") from None
+    if digest != spec.digest():
+        raise SgdlabError(
+            f"--out: {out} holds a different study ({old.get('name')!r}, {n} runs stored, spec digest {digest}; "
+            f"this spec: {spec.name!r}, {spec.digest()}); choose another --out, or --force to delete its "
+            "results and start over")
+    if not (resume or resume_same):
+        raise SgdlabError(f"--out: {out} already holds this study ({n} runs stored); add --resume to "
+                          "continue it, or --force to start over")
+    return True
+
+
+def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: bool = False,
+            engine: str = "batched", backend: str = "local", scheduler: str | None = None,
+            progress: bool = True, resume_same: bool = False,
+            log: Callable[[str], None] | None = None) -> StudyRun:
+    """Run ``spec`` (a :class:`StudySpec`) into ``out/results.sqlite``.
+
+    Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished groups kept).
+    """
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    warn = lambda m: log(f"sgdlab: warning: {m}")  # noqa: E731
+    out = Path(out)
+    if backend not in BACKENDS:
+        raise SgdlabError(f"backend: unknown value {backend!r}; valid: {', '.join(BACKENDS)}")
+    if jobs is None:
+        jobs = default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SgdlabError(f"jobs: expected a positive integer, got {jobs!r}")
+    dispatch = None
+    if backend == "dask":
+        scheduler = scheduler or os.environ.get(DASK_ENV)
+        if not scheduler:
+            raise SgdlabError(f"--backend dask needs --scheduler tcp://HOST:PORT (or {DASK_ENV})")
+        dispatch = _dask_run_tasks()
+    engine = resolve_engine(engine, warn)
+    runs = expand(spec)
+    resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same)
+    # Load the data once here: a bad CSV or an impossible split fails before any store is made.
+    from ..data import load_dataset
+
+    load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label)
+
+    store = Store(out / STORE_NAME, writable=True) if resuming else Store.create(out / STORE_NAME, spec)
+    indices = {r.key: r.index for r in runs}
+    summary = StudyRun(out, store.path, len(runs), 0, engine=engine, jobs=jobs, backend=backend)
+    try:
+        stored = store.statuses()
+        finished = {k for k, s in stored.items() if s != "failed" and k in indices}
+        summary.already = len(finished)
+        tasks = []
+        for g in groups(runs):
+            todo = tuple(r for r in g.runs if r.key not in finished)  # failed runs are retried
+            if todo:
+                tasks.append(Task(g.id, todo, engine))
+        bar = Progress(f"study {spec.name}", len(runs), len(finished), enabled=progress)
+        if progress and not bar.tty:
+            where = f"{jobs} process{'es' if jobs > 1 else ''}" if backend == "local" else f"dask {scheduler}"
+            log(f"study {spec.name}: {len(runs)} runs in {len(groups(runs))} groups, {len(finished)} already stored; "
+                f"{sum(len(t.runs) for t in tasks)} to run on {where}, {engine} engine")
+
+        def on_result(records: list[RunRecord]) -> None:
+            if not records:
+                return
+            store.write_group(records, group_of(records[0].config), indices,
+                              engine=records[0].engine)
+            summary.ran += len(records)
+            bar.advance(len(records))
+
+        t0 = time.perf_counter()
+        try:
+            if backend == "dask":
+                dispatch(tasks, run_group, on_result, scheduler)
+            else:
+                run_tasks(tasks, run_group, on_result, jobs)
+        except KeyboardInterrupt:
+            bar.close()
+            summary.seconds = time.perf_counter() - t0
+            summary.counts = _counts(store)
+            raise StudyInterrupted(summary) from None
+        finally:
+            bar.close()
+        summary.seconds = time.perf_counter() - t0
+        summary.counts = _counts(store)
+    finally:
+        store.close()
+    return summary
+
+
+def _counts(store: Store) -> dict:
+    return {s: store.count(s) for s in ("done", "diverged", "failed")}

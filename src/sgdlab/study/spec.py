@@ -1,0 +1,348 @@
+"""Study specs: a TOML file, parsed with :mod:`tomllib` and validated before anything runs.
+
+A spec has study-level settings (shared by every run) and one or more ``[[grid]]`` blocks,
+each a named *mode* with axes whose Cartesian product, times the seeds, gives the runs::
+
+    name = "paper"
+    dataset = "digits"
+    split = [0.6, 0.2, 0.2]
+    split_seed = 0
+    hidden = [32, 16]
+    epochs = 30
+    batch_size = 10
+    seeds = 5                      # a count (0..4) or a list of seeds
+    lr = [1, 0.1, 0.01]            # an axis at top level is every block's default
+
+    [[grid]]
+    mode = "paper"
+    cost = ["mse", "ce"]
+    activation = ["sigmoid", "tanh", "relu"]
+    output = "same"                # a scalar is an axis of one value
+    init = ["gaussian", "xavier"]
+
+Every mistake raises :class:`SgdlabError` with one line naming the file and the key, e.g.
+``paper.toml: grid[1].lr: must be > 0, got -1`` (blocks are numbered from 1).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data import BUNDLED
+from ..errors import SgdlabError
+from ..nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
+from ..nn.costs import COSTS
+from ..nn.init import BIAS_INITS, INITS
+
+#: study-level settings and their defaults (``None``: optional, unset)
+SETTINGS = {
+    "name": None,  # default: the file's stem
+    "description": "",
+    "dataset": "digits",
+    "label": None,
+    "split": [0.6, 0.2, 0.2],
+    "split_seed": 0,
+    "hidden": [32, 16],
+    "epochs": 30,
+    "batch_size": 10,
+    "dtype": "float64",
+    "seeds": 1,
+    "patience": None,
+}
+
+#: grid axes in expansion order; ``None``: required (in the block or at top level)
+AXES = {
+    "cost": None,
+    "activation": None,
+    "output": ["same"],
+    "init": None,
+    "momentum": [0.0],
+    "l2": [0.0],
+    "bias_init": ["normal"],
+    "lr": None,
+}
+
+BLOCK_KEYS = ("mode", *AXES)
+TOP_KEYS = (*SETTINGS, *AXES, "grid")
+DEFAULT_MODE = "default"
+MODE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+@dataclass(frozen=True)
+class GridBlock:
+    """One ``[[grid]]`` block: a mode name and its axes (each a non-empty tuple)."""
+
+    mode: str
+    cost: tuple[str, ...]
+    activation: tuple[str, ...]
+    output: tuple[str, ...]
+    init: tuple[str, ...]
+    momentum: tuple[float, ...]
+    l2: tuple[float, ...]
+    bias_init: tuple[str, ...]
+    lr: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, **{a: list(getattr(self, a)) for a in AXES}}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: settings shared by all runs plus the grid blocks.
+
+    ``source`` is the file name used in messages; ``text`` the TOML text as read (stored
+    with the results so a study can be rerun from its own store).
+    """
+
+    name: str
+    dataset: str
+    label: str | None
+    split: tuple[float, float, float]
+    split_seed: int
+    hidden: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    dtype: str
+    seeds: tuple[int, ...]
+    patience: int | None
+    grid: tuple[GridBlock, ...]
+    description: str = ""
+    source: str = field(default="spec", compare=False)
+    text: str = field(default="", compare=False)
+    overrides: dict = field(default_factory=dict, compare=False)  # top-level keys replaced after reading
+
+    @property
+    def modes(self) -> list[str]:
+        """Mode names in the order they first appear."""
+        return list(dict.fromkeys(b.mode for b in self.grid))
+
+    def to_dict(self) -> dict:
+        """The validated spec as plain JSON-able data (what the store keeps)."""
+        return {
+            "name": self.name, "description": self.description, "dataset": self.dataset,
+            "label": self.label, "split": list(self.split), "split_seed": self.split_seed,
+            "hidden": list(self.hidden), "epochs": self.epochs, "batch_size": self.batch_size,
+            "dtype": self.dtype, "seeds": list(self.seeds), "patience": self.patience,
+            "modes": self.modes, "grid": [b.to_dict() for b in self.grid],
+        }
+
+    def digest(self) -> str:
+        """A stable hash of the validated spec: two specs run the same study iff equal."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "spec", text: str = "") -> "StudySpec":
+        """Rebuild a spec from :meth:`to_dict` output (as read back from a store)."""
+        grid = tuple(GridBlock(b["mode"], *(tuple(b[a]) for a in AXES)) for b in d["grid"])
+        return cls(d["name"], d["dataset"], d["label"], tuple(d["split"]), d["split_seed"],
+                   tuple(d["hidden"]), d["epochs"], d["batch_size"], d["dtype"], tuple(d["seeds"]),
+                   d["patience"], grid, d.get("description", ""), source, text)
+
+
+# --------------------------------------------------------------------------- parsing
+
+def load_spec(path, overrides: dict | None = None) -> StudySpec:
+    """Read and validate the TOML spec at ``path``.
+
+    ``overrides`` replaces top-level keys before validation (``sgdlab reproduce --seeds``);
+    they are validated like the file's own values.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SgdlabError(f"no such spec file: {path}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SgdlabError(f"{p.name}: cannot read the spec ({e})") from None
+    return parse_spec(text, source=p.name, base_dir=p.parent, overrides=overrides)
+
+
+def parse_spec(text: str, source: str = "spec", base_dir=None, overrides: dict | None = None) -> StudySpec:
+    """Parse and validate spec TOML ``text``; ``source`` names it in error messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SgdlabError(f"{source}: not valid TOML: {e}") from None
+    if overrides:
+        raw = copy.deepcopy(raw)
+        raw.update(overrides)
+    spec = validate(raw, source=source, base_dir=base_dir, text=text)
+    if overrides:
+        spec = dataclasses.replace(spec, overrides=dict(overrides))
+    return spec
+
+
+def _err(source, key, message):
+    return SgdlabError(f"{source}: {key}: {message}")
+
+
+def _typename(v):
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _int(source, key, v, *, minimum):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _err(source, key, f"expected an integer, got {_typename(v)} {v!r}")
+    if v < minimum:
+        raise _err(source, key, f"must be >= {minimum}, got {v!r}")
+    return v
+
+
+def _str(source, key, v):
+    if not isinstance(v, str):
+        raise _err(source, key, f"expected a string, got {_typename(v)} {v!r}")
+    return v
+
+
+def _axis(source, key, v, kind):
+    """Normalise an axis (scalar or list) to a tuple and check each value."""
+    values = v if isinstance(v, list) else [v]
+    if not values:
+        raise _err(source, key, "empty axis; give at least one value")
+    out = []
+    for x in values:
+        if kind in ("cost", "activation", "output", "init", "bias_init"):
+            if not isinstance(x, str):
+                raise _err(source, key, f"expected strings, got {_typename(x)} {x!r}")
+            valid = {"cost": tuple(COSTS), "activation": HIDDEN_ACTIVATIONS, "output": ("same", *ACTIVATIONS),
+                     "init": tuple(INITS), "bias_init": tuple(BIAS_INITS)}[kind]
+            if x not in valid:
+                raise _err(source, key, f"unknown value {x!r}; valid: {', '.join(valid)}")
+        else:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise _err(source, key, f"expected numbers, got {_typename(x)} {x!r}")
+            if not math.isfinite(x):
+                raise _err(source, key, f"must be finite, got {x!r}")
+            x = float(x)  # 1 and 1.0 are the same learning rate (and the same run key)
+            if kind == "lr" and x <= 0:
+                raise _err(source, key, f"must be > 0, got {x:g}")
+            if kind == "l2" and x < 0:
+                raise _err(source, key, f"must be >= 0, got {x:g}")
+            if kind == "momentum" and not 0 <= x < 1:
+                raise _err(source, key, f"must be in [0, 1), got {x:g}")
+        if x in out:
+            raise _err(source, key, f"duplicate value {x!r}")
+        out.append(x)
+    return tuple(out)
+
+
+def _dataset(source, v, base_dir):
+    name = _str(source, "dataset", v)
+    if name in BUNDLED:
+        return name
+    p = Path(name)
+    if not p.is_absolute() and base_dir is not None:
+        p = Path(base_dir) / p  # a data file is found beside the spec, wherever sgdlab runs
+    if p.suffix.lower() in (".csv", ".npz") and p.is_file():
+        return str(p.resolve())
+    raise _err(source, "dataset", f"unknown dataset {name!r}; valid: {', '.join(BUNDLED)}, "
+                                  "or an existing .csv/.npz file (relative to the spec)")
+
+
+def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> StudySpec:
+    """Check every key of a parsed spec and build a :class:`StudySpec`."""
+    for k in raw:
+        if k not in TOP_KEYS:
+            raise _err(source, k, f"unknown key; valid: {', '.join(TOP_KEYS)}")
+    s = {**SETTINGS, **{k: v for k, v in raw.items() if k in SETTINGS}}
+
+    name = s["name"] if s["name"] is not None else Path(source).stem
+    name = _str(source, "name", name)
+    if not name.strip():
+        raise _err(source, "name", "must not be empty")
+    description = _str(source, "description", s["description"])
+    dataset = _dataset(source, s["dataset"], base_dir)
+    label = None if s["label"] is None else _str(source, "label", s["label"])
+
+    split = s["split"]
+    if not isinstance(split, list) or len(split) != 3 or any(
+            isinstance(x, bool) or not isinstance(x, (int, float)) for x in split):
+        raise _err(source, "split", f"expected three numbers [train, validation, test], got {split!r}")
+    split = tuple(float(x) for x in split)
+    if any(x < 0 for x in split) or split[0] <= 0 or abs(sum(split) - 1) > 1e-9:
+        raise _err(source, "split", f"fractions must be >= 0, train > 0, summing to 1; got {list(split)!r}")
+    split_seed = _int(source, "split_seed", s["split_seed"], minimum=0)
+
+    hidden = s["hidden"]
+    if not isinstance(hidden, list):
+        raise _err(source, "hidden", f"expected a list of layer sizes like [32, 16], got {_typename(hidden)} {hidden!r}")
+    for h in hidden:
+        if isinstance(h, bool) or not isinstance(h, int) or h <= 0:
+            raise _err(source, "hidden", f"layer sizes must be positive integers, got {hidden!r}")
+    epochs = _int(source, "epochs", s["epochs"], minimum=1)
+    batch_size = _int(source, "batch_size", s["batch_size"], minimum=1)
+    dtype = _str(source, "dtype", s["dtype"])
+    if dtype not in ("float64", "float32"):
+        raise _err(source, "dtype", f"unknown value {dtype!r}; valid: float64, float32")
+    patience = None if s["patience"] is None else _int(source, "patience", s["patience"], minimum=1)
+
+    seeds = s["seeds"]
+    if isinstance(seeds, list):
+        if not seeds:
+            raise _err(source, "seeds", "empty list; give a count or at least one seed")
+        for x in seeds:
+            _int(source, "seeds", x, minimum=0)
+        if len(set(seeds)) != len(seeds):
+            raise _err(source, "seeds", f"duplicate seeds in {seeds!r}")
+        seeds = tuple(seeds)
+    else:
+        if isinstance(seeds, bool) or not isinstance(seeds, int):
+            raise _err(source, "seeds", f"expected a count or a list of seeds, got {_typename(seeds)} {seeds!r}")
+        seeds = tuple(range(_int(source, "seeds", seeds, minimum=1)))
+
+    defaults = {a: _axis(source, a, raw[a], a) for a in AXES if a in raw}
+    blocks_raw = raw.get("grid")
+    if blocks_raw is None:
+        blocks_raw = [{}]  # a flat spec: the top-level axes form one block
+        implicit = True
+    else:
+        implicit = False
+        if not isinstance(blocks_raw, list) or not all(isinstance(b, dict) for b in blocks_raw):
+            raise _err(source, "grid", "expected [[grid]] blocks (an array of tables)")
+        if not blocks_raw:
+            raise _err(source, "grid", "no [[grid]] block")
+    grid = []
+    for i, b in enumerate(blocks_raw, 1):
+        where = "grid" if implicit else f"grid[{i}]"
+        for k in b:
+            if k not in BLOCK_KEYS:
+                raise _err(source, f"{where}.{k}", f"unknown key; valid: {', '.join(BLOCK_KEYS)}")
+        mode = _str(source, f"{where}.mode", b.get("mode", DEFAULT_MODE))
+        if not mode or not set(mode) <= MODE_CHARS:
+            raise _err(source, f"{where}.mode", f"use letters, digits, '-' or '_', got {mode!r}")
+        axes = {}
+        for a, default in AXES.items():
+            if a in b:
+                axes[a] = _axis(source, f"{where}.{a}", b[a], a)
+            elif a in defaults:
+                axes[a] = defaults[a]
+            elif default is not None:
+                axes[a] = tuple(default)
+            else:
+                raise _err(source, f"{where}.{a}", "missing; give it in the block or at top level")
+        for cost in axes["cost"]:
+            for act in axes["activation"]:
+                for out in axes["output"]:
+                    out_act = act if out == "same" else out
+                    if cost == "cce" and out_act != "softmax":
+                        key = f"{where}.cost" if "cost" in b or implicit else "cost"
+                        raise _err(source, key, f"'cce' needs a softmax output layer, but this block pairs "
+                                                f"it with output {out!r}" + (f" (hidden {act!r})" if out == "same" else "")
+                                   + "; put cce in a block with output = \"softmax\"")
+        grid.append(GridBlock(mode, *(axes[a] for a in AXES)))
+
+    spec = StudySpec(name, dataset, label, split, split_seed, tuple(hidden), epochs, batch_size, dtype,
+                     seeds, patience, tuple(grid), description, source, text)
+    from .expand import expand  # duplicates across blocks are a spec error too
+
+    expand(spec)
+    return spec
