@@ -8,9 +8,11 @@ from .errors import SgdlabError  # noqa: E402
 from .io import load, save  # noqa: E402
 from .nn import Network, gradcheck  # noqa: E402
 from .train import SGD, History, TrainResult, train  # noqa: E402
+from .study import StudyResults, open_study, run_study  # noqa: E402
 
 __all__ = ["__version__", "RunConfig", "rng_streams", "Dataset", "load_dataset", "SgdlabError",
-           "load", "save", "Network", "gradcheck", "SGD", "History", "TrainResult", "train"]
+           "load", "save", "Network", "gradcheck", "SGD", "History", "TrainResult", "train",
+           "StudyResults", "open_study", "run_study"]
 
 
 def __getattr__(name):
