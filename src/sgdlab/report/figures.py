@@ -103,11 +103,14 @@ def activation_functions(directory: Path) -> Figure:
     z = np.linspace(-5, 5, 401)
     fig, axes = _new(9.5, 3.6, ncols=2)
     fa, da = axes[0, 0], axes[0, 1]
+    # relu drawn wide and leaky relu dotted on top: they coincide for z > 0.
+    style = {"relu": dict(linewidth=3.2, alpha=0.55), "leaky_relu": dict(linestyle=":", linewidth=1.8)}
     for name in ("sigmoid", "tanh", "relu", "leaky_relu"):
         act = ACTIVATIONS[name]
         a = act.fn(z)
-        fa.plot(z, a, label=name, color=ACT_COLORS[name])
-        da.plot(z, act.derivative(z, a), label=name, color=ACT_COLORS[name])
+        kw = dict(label=name, color=ACT_COLORS[name], **style.get(name, {}))
+        fa.plot(z, a, **kw)
+        da.plot(z, act.derivative(z, a), **kw)
     Z = np.stack([z, np.zeros_like(z), np.zeros_like(z)], axis=1)
     s = ACTIVATIONS["softmax"].fn(Z)[:, 0]
     fa.plot(z, s, label="softmax([z, 0, 0])₁", color=ACT_COLORS["softmax"], linestyle="--")
