@@ -39,9 +39,10 @@ def save(fig: MplFigure, directory: Path, name: str, caption: str) -> Figure:
     """Write ``name.png`` and ``name.svg`` (no timestamps, so re-rendering is reproducible)."""
     directory.mkdir(parents=True, exist_ok=True)
     png, svg = directory / f"{name}.png", directory / f"{name}.svg"
-    fig.savefig(png, dpi=DPI, metadata={"Software": None})
-    fig.set_layout_engine("none")  # keep the layout just computed: the SVG need not redo it
-    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    with matplotlib.rc_context({"svg.hashsalt": "sgdlab", "svg.fonttype": "path"}):
+        fig.savefig(png, dpi=DPI, metadata={"Software": None})
+        fig.set_layout_engine("none")  # keep the layout just computed: the SVG need not redo it
+        fig.savefig(svg, metadata={"Date": None, "Creator": None})
     return Figure(png, caption, svg)
 
 
