@@ -10,7 +10,8 @@ import numpy as np
 
 from ..config import RunConfig, rng_streams
 from ..data import Dataset, load_dataset
-from ..nn.network import Network, one_hot
+from ..nn.costs import get_cost
+from ..nn.network import Network, PackedNetwork, augment, one_hot
 from .optim import SGD
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
@@ -99,25 +100,35 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     opt = SGD(config.lr, config.momentum, config.nesterov, config.l2)
     k = data.n_classes
     Y_train = one_hot(data.y_train, k, dtype)
-    parts = [("train", data.X_train, data.y_train, Y_train),
-             ("val", data.X_val, data.y_val, one_hot(data.y_val, k, dtype)),
-             ("test", data.X_test, data.y_test, one_hot(data.y_test, k, dtype))]
+    # features with a column of ones appended, for the packed network (see PackedNetwork)
+    parts = [("train", augment(data.X_train), data.y_train, Y_train),
+             ("val", augment(data.X_val), data.y_val, one_hot(data.y_val, k, dtype)),
+             ("test", augment(data.X_test), data.y_test, one_hot(data.y_test, k, dtype))]
     hist = History()
     best, waited = -1.0, 0
-    X, n, bs = data.X_train, len(data.y_train), config.batch_size
+    n, bs = len(data.y_train), config.batch_size
+    # The fast path: parameters packed in one flat array, gradients computed in place into
+    # preallocated buffers (the same math as Network.gradients, see PackedNetwork).
+    packed = PackedNetwork(net)
+    Xa, cost = parts[0][1], get_cost(net.cost)
+    theta, mask = packed.theta, packed.weight_mask
+    gradient, step = packed.gradient, opt.step_flat
     with np.errstate(all="ignore"):
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             perm = shuffle_rng.permutation(n)
-            Xs, Ys = X[perm], Y_train[perm]
+            Xs, Ys = Xa[perm], Y_train[perm]
             for i in range(0, n, bs):
-                grads = net.gradients(Xs[i:i + bs], Ys[i:i + bs])
-                opt.step(net.weights, net.biases, grads)
+                step(theta, gradient(Xs[i:i + bs], Ys[i:i + bs]), mask)
+            packed.unpack()
             seconds = time.perf_counter() - t0
             metrics = {}
             for name, Xp, yp, Yp in parts:
-                loss, acc = net.evaluate(Xp, yp, Yp) if len(yp) else (float("nan"), float("nan"))
-                metrics[name] = (loss, acc)
+                if len(yp):
+                    out = packed.predict_proba(Xp)
+                    metrics[name] = (float(cost.value(out, Yp)), float(np.mean(np.argmax(out, axis=1) == yp)))
+                else:
+                    metrics[name] = (float("nan"), float("nan"))
             if not np.isfinite(metrics["train"][0]) or not _finite(net):
                 hist.status, hist.diverged_epoch = "diverged", epoch
                 break

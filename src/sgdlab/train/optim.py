@@ -15,9 +15,20 @@ import numpy as np
 
 
 class SGD:
+    """SGD's settings and state (the velocities); :meth:`step` updates parameters in place.
+
+    ``step`` works on the network's lists of arrays; ``step_flat`` does the same update on
+    one flat parameter array (the training loop's fast path, see
+    :class:`sgdlab.nn.network.PackedNetwork`). Each keeps its own velocity: use one or
+    the other on a given optimizer.
+    """
+
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, l2: float = 0.0):
         self.lr, self.momentum, self.nesterov, self.l2 = lr, momentum, nesterov, l2
         self.velocity: list[np.ndarray] | None = None
+        self.flat_velocity: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
+        self._decay: np.ndarray | None = None
 
     def step(self, weights, biases, grads) -> None:
         """Update ``weights`` and ``biases`` in place from a :class:`Gradients`."""
@@ -40,3 +51,36 @@ class SGD:
         lr = self.lr
         for p, g in zip(params, gs):
             p -= lr * g
+
+    def step_flat(self, theta: np.ndarray, grad: np.ndarray, weight_mask: np.ndarray | None = None) -> None:
+        """Update the flat parameters ``theta`` in place from the flat gradient ``grad``.
+
+        The same update as :meth:`step`, element for element. ``weight_mask`` is 1 where a
+        parameter is a weight and 0 where it is a bias (L2 decays weights only); it is
+        needed only when ``l2 > 0``. ``grad`` is used as scratch and overwritten.
+        """
+        tmp = self._scratch
+        if tmp is None or tmp.shape != theta.shape or tmp.dtype != theta.dtype:
+            tmp = self._scratch = np.empty_like(theta)
+        g = grad
+        if self.l2:
+            if self._decay is None or self._decay.shape != theta.shape:
+                if weight_mask is None:
+                    raise ValueError("step_flat with l2 > 0 needs weight_mask")
+                self._decay = (self.l2 * np.asarray(weight_mask)).astype(theta.dtype)
+            np.multiply(theta, self._decay, out=tmp)  # l2 * W (exactly; 0 for biases)
+            g += tmp
+        if self.momentum:
+            v = self.flat_velocity
+            if v is None:
+                v = self.flat_velocity = g.copy()
+            else:
+                v *= self.momentum
+                v += g
+            if self.nesterov:
+                np.multiply(v, self.momentum, out=tmp)
+                g += tmp
+            else:
+                g = v
+        np.multiply(g, self.lr, out=tmp)
+        theta -= tmp
