@@ -199,7 +199,7 @@ def accuracy_curves(records: Sequence[RunRecord], key: tuple, activation: str, s
     ax.set_ylabel("validation accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.legend(frameon=True, framealpha=0.85, fontsize=8, loc="best")
     out = "output = hidden" if output == "same" else f"{output} output"
     extra = (f", momentum {momentum:g}" if momentum else "") + (f", l2 {l2:g}" if l2 else "")
     ax.set_title(f"{mode} mode: {cost}, {activation} hidden, {out}{extra}", fontsize=10)

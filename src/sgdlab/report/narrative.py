@@ -82,10 +82,12 @@ def paper_numbers(comps: Sequence[Comparison]) -> list[str]:
            f"range of our seeds in paper mode at the selected lr"
            + (": " + "; ".join(f"{c.activation} + {c.cost}, {c.init} ({pct(c.paper)} %)" for c in within)
               if within else "") + "."]
-    if outside:
-        out.append("Outside the range: " + "; ".join(
-            f"{c.activation} + {c.cost}, {c.init}: paper {pct(c.paper)} %, ours "
-            f"{pct(c.paper_mode.best.val.min)}–{pct(c.paper_mode.best.val.max)} %" for c in outside) + ".")
+    for word in ("higher", "lower"):
+        group = [c for c in outside if c.direction == f"paper {word}"]
+        if group:
+            out.append(f"The paper reports {word} than all our seeds for {len(group)}: " + "; ".join(
+                f"{c.activation} + {c.cost}, {c.init}: paper {pct(c.paper)} %, ours "
+                f"{pct(c.paper_mode.best.val.min)}–{pct(c.paper_mode.best.val.max)} %" for c in group) + ".")
     return out
 
 

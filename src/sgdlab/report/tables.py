@@ -253,7 +253,7 @@ class Comparison:
             return "not run"
         if self.holds:
             return "within"
-        return "above ours" if self.paper > self.paper_mode.best.val.max else "below ours"
+        return "paper higher" if self.paper > self.paper_mode.best.val.max else "paper lower"
 
 
 def comparisons(selections: Sequence[Selection]) -> list[Comparison]:
@@ -270,7 +270,7 @@ def comparisons(selections: Sequence[Selection]) -> list[Comparison]:
 
 def comparison_table(comps: Sequence[Comparison]) -> TableFile:
     header = ["paper table", "cost", "init", "hidden", "paper val %", "paper mode: ours val % (range)",
-              "paper number", "corrected (sigmoid out) val %", "softmax + cce val %"]
+              "paper vs our range", "corrected (sigmoid out) val %", "softmax + cce val %"]
     rows, crows = [], []
 
     def fmt(sel):
@@ -298,7 +298,7 @@ def comparison_table(comps: Sequence[Comparison]) -> TableFile:
                   *(f"paper_mode_{c}" for c in cols), *(f"corrected_{c}" for c in cols),
                   *(f"softmax_cce_{c}" for c in cols)]
     return TableFile("paper_comparison", "The paper's published validation accuracy beside the reproduced ones",
-                     Table(header, rows, note="'paper number' says where the published value falls relative to "
+                     Table(header, rows, note="'paper vs our range' says where the published value falls relative to "
                            "the range of our seeds' final validation accuracy at the selected lr in paper mode. "
                            "Published values are the multiples of 1/360 they round from."),
                      Table(csv_header, crows))
