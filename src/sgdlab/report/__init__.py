@@ -182,9 +182,11 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
             fig = F.confusion(mode, best, rep, data, fdir, best.best.n, diverged) if rep else None
             if fig is not None:
                 doc.add(fig)
+            elif best is None:
+                doc.add(Paragraph(f"{mode} mode: no confusion matrix — every run of this mode failed."))
             else:
                 doc.add(Paragraph(f"{mode} mode: no confusion matrix — the store holds no test-set predictions "
-                                  "for its best model (older store, or the run failed)."))
+                                  "for its best model's median seed (an older store, or that run diverged)."))
 
     # ---- data
     doc.add(Heading("Data and activations (the paper's Table 1, Figs. 3-5)"))
