@@ -154,7 +154,9 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
     tfiles += sel_files
     doc.add(Heading("Selected results (the paper's Tables 2-3 layout)"))
     for tf in sel_files:
-        doc.add(tf.md)
+        doc.add(Table(tf.md.header, tf.md.rows, caption=tf.md.caption))
+    if sel_files:
+        doc.add(Paragraph(sel_files[0].md.note))  # the same note for every one of these tables
 
     # ---- diverged
     div_file = T.diverged_table(selections, diverged)
