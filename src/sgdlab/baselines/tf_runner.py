@@ -1,0 +1,186 @@
+"""TensorFlow/Keras: ``tf.keras.Sequential`` of ``Dense`` layers and ``tf.keras.optimizers.SGD``.
+
+Rows:
+
+- ``float32`` and ``float64`` (init ``sgdlab``): sgdlab's initial weights (the ``Dense``
+  kernel is sgdlab's ``W`` as is), sgdlab's minibatches fed one by one to a compiled
+  ``tf.function`` step (``GradientTape`` + ``SGD.apply_gradients``). As in the PyTorch rows
+  the output activation is folded into the loss: ``ce`` is
+  ``sum(sigmoid_cross_entropy_with_logits) / n`` (summed over the outputs, averaged over
+  the minibatch, sgdlab's ``ce``), ``cce`` is ``mean(softmax_cross_entropy_with_logits)``.
+- ``own-init`` (float32): the model as a Keras user would write it: ``Dense`` layers with
+  Keras's own initialiser (Glorot-uniform kernels, zero biases), a sigmoid or softmax output,
+  ``compile(SGD(lr), loss="binary_crossentropy" | "categorical_crossentropy")`` and
+  ``fit(batch_size, shuffle=True)`` one epoch at a time. Keras's ``binary_crossentropy``
+  *averages* over the outputs where the paper's ``ce`` sums them, so the paper's model
+  trains with a tenth of the gradient there; and ``metrics=["accuracy"]`` with that loss
+  means Keras's per-output ``binary_accuracy``, recorded in the notes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+
+from ..data import Dataset
+from ..nn.network import one_hot
+from .common import NotInstalled, Reference, SeedRun, Variant, accuracy, batches
+
+VARIANTS = [
+    Variant("tensorflow", "float32", "float32", "sgdlab", "sgdlab's initial weights and minibatch order"),
+    Variant("tensorflow", "float64", "float64", "sgdlab", "sgdlab's initial weights and minibatch order"),
+    Variant("tensorflow", "own-init", "float32", "own",
+            "Keras's own init (Glorot-uniform, zero biases) and shuffling; compile + fit"),
+]
+
+_configured = False
+
+
+def _import():
+    """Import TensorFlow quietly, on few threads (small matrices; the machine is shared)."""
+    global _configured
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import tensorflow as tf
+    except Exception as e:
+        raise NotInstalled("tensorflow", type(e).__name__) from None
+    if not _configured:
+        _configured = True
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # the runtime was already started by someone else
+            pass
+        try:
+            tf.get_logger().setLevel("ERROR")
+        except Exception:
+            pass
+    return tf
+
+
+def version() -> str:
+    return _import().__version__
+
+
+def _check(config):
+    if config.activation != "sigmoid" or (config.output_activation, config.cost) not in (
+            ("sigmoid", "ce"), ("softmax", "cce")):
+        raise ValueError("tensorflow baseline: sigmoid hidden layers with sigmoid + ce or softmax + cce only")
+
+
+def _params(model) -> list[np.ndarray]:
+    return [np.array(p, dtype=np.float64) for p in model.get_weights()]
+
+
+def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
+    tf = _import()
+    _check(config)
+    out = SeedRun("tensorflow", variant.key, seed, variant.dtype, variant.init, tf.__version__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if variant.init == "own":
+            return _run_own(tf, config, data, seed, out)
+        return _run_shared(tf, config, data, ref, out)
+
+
+def _dense_stack(tf, sizes, dt, output, **dense_kw):
+    keras = tf.keras
+    layers = [keras.Input(shape=(sizes[0],), dtype=dt)]
+    for i, units in enumerate(sizes[1:]):
+        last = i == len(sizes) - 2
+        layers.append(keras.layers.Dense(units, activation=output if last else "sigmoid", dtype=dt, **dense_kw))
+    return keras.Sequential(layers)
+
+
+def _run_shared(tf, config, data, ref, out):
+    dt = out.dtype
+    sizes = [data.n_features, *config.hidden, data.n_classes]
+    model = _dense_stack(tf, sizes, dt, None)  # logits; the output activation is in the loss
+    model.set_weights([p.astype(dt) for wb in zip(ref.weights, ref.biases) for p in wb])
+    opt = tf.keras.optimizers.SGD(learning_rate=config.lr)
+    k = data.n_classes
+    if config.cost == "ce":
+        def loss_of(logits, Y):
+            n = tf.cast(tf.shape(logits)[0], logits.dtype)
+            return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=Y, logits=logits)) / n
+    else:
+        def loss_of(logits, Y):
+            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y, logits=logits))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, sizes[0]], dt), tf.TensorSpec([None, k], dt)],
+                 reduce_retracing=True)
+    def step(x, Y):
+        with tf.GradientTape() as tape:
+            loss = loss_of(model(x, training=True), Y)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    X = np.asarray(data.X_train, dtype=dt)
+    Y = one_hot(data.y_train, k, dt)
+    Xv = tf.constant(np.asarray(data.X_val, dtype=dt))
+    seconds, snapshots = 0.0, []
+    opt.build(model.trainable_variables)
+    step.get_concrete_function()  # trace once, outside the timing
+    for perm in ref.perms:
+        feeds = [(tf.constant(X[b]), tf.constant(Y[b])) for b in batches(perm, config.batch_size)]
+        t0 = time.perf_counter()
+        for xb, yb in feeds:
+            step(xb, yb)
+        seconds += time.perf_counter() - t0
+        snapshots.append(_params(model))
+        if not all(np.isfinite(p).all() for p in snapshots[-1]):
+            out.status = "diverged"
+            snapshots.pop()
+            break
+        out.val_acc.append(accuracy(model(Xv, training=False).numpy(), data.y_val))
+    if out.status == "ok":
+        out.test_acc = accuracy(model(tf.constant(np.asarray(data.X_test, dtype=dt)), training=False).numpy(),
+                                data.y_test)
+    out.seconds, out.samples, out.params = seconds, len(data.y_train) * len(out.val_acc), snapshots
+    return out
+
+
+def _run_own(tf, config, data, seed, out):
+    tf.keras.utils.set_random_seed(seed)
+    sizes = [data.n_features, *config.hidden, data.n_classes]
+    model = _dense_stack(tf, sizes, "float32", config.output_activation)
+    loss = "binary_crossentropy" if config.cost == "ce" else "categorical_crossentropy"
+    model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate=config.lr), loss=loss, metrics=["accuracy"])
+    k = data.n_classes
+    X, Y = np.asarray(data.X_train, np.float32), one_hot(data.y_train, k, np.float32)
+    Xv, Yv = np.asarray(data.X_val, np.float32), one_hot(data.y_val, k, np.float32)
+    eval_seconds = [0.0]
+
+    class PerEpoch(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            t0 = time.perf_counter()
+            probs = model(Xv, training=False).numpy()
+            if not np.isfinite(probs).all():
+                out.status = "diverged"
+                self.model.stop_training = True
+            else:
+                out.val_acc.append(accuracy(probs, data.y_val))
+            eval_seconds[0] += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model.fit(X, Y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0,
+              callbacks=[PerEpoch()])
+    out.seconds = time.perf_counter() - t0 - eval_seconds[0]
+    if out.status == "ok":
+        out.test_acc = accuracy(model(np.asarray(data.X_test, np.float32), training=False).numpy(), data.y_test)
+        if config.cost == "ce":
+            probs = model(Xv, training=False).numpy()
+            binary = float(np.mean((probs > 0.5) == (Yv > 0.5)))
+            out.message = (f"loss binary_crossentropy: the mean over the {k} outputs, 1/{k} of ce's gradient; "
+                           f"validation per-output binary accuracy {binary:.4f} (Keras 2's metrics=['accuracy'] "
+                           "for this loss)")
+        else:
+            out.message = "loss categorical_crossentropy"
+    out.samples = len(data.y_train) * len(out.val_acc)
+    return out

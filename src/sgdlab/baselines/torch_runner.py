@@ -1,0 +1,115 @@
+"""PyTorch: ``torch.nn.Sequential`` of ``Linear`` + ``Sigmoid`` layers and ``torch.optim.SGD``,
+started from sgdlab's initial weights and fed sgdlab's minibatches.
+
+The output activation is folded into the loss, as PyTorch recommends: ``ce`` is
+``BCEWithLogitsLoss(reduction="sum") / n`` (sigmoid output, binary cross-entropy summed over
+the outputs and averaged over the minibatch, sgdlab's ``ce``); ``cce`` is
+``CrossEntropyLoss()`` (log-softmax + negative log-likelihood, averaged). Both have the
+gradient ``a - y`` at the output that sgdlab uses, without the rounding of ``log(1 - a)`` for
+a saturated sigmoid. Predictions take the argmax of the last layer, which the monotone output
+activation does not change.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..data import Dataset
+from .common import NotInstalled, Reference, SeedRun, Variant, accuracy, batches
+
+VARIANTS = [
+    Variant("torch", "float64", "float64", "sgdlab", "sgdlab's initial weights and minibatch order"),
+    Variant("torch", "float32", "float32", "sgdlab", "sgdlab's initial weights and minibatch order"),
+]
+
+
+def _import():
+    try:
+        import torch
+    except Exception as e:  # ImportError, or a broken install
+        raise NotInstalled("torch", type(e).__name__) from None
+    return torch
+
+
+def version() -> str:
+    return _import().__version__
+
+
+def build(torch, weights, biases, dtype):
+    """``Sequential(Linear, Sigmoid, ..., Linear)`` holding sgdlab's parameters
+    (``Linear.weight = W.T``); the output activation is applied by the loss."""
+    layers = []
+    for l, (W, b) in enumerate(zip(weights, biases)):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)).to(dtype))
+            lin.bias.copy_(torch.from_numpy(np.asarray(b)).to(dtype))
+        layers.append(lin)
+        if l < len(weights) - 1:
+            layers.append(torch.nn.Sigmoid())
+    return torch.nn.Sequential(*layers)
+
+
+def loss_fn(torch, cost: str):
+    if cost == "ce":
+        bce = torch.nn.BCEWithLogitsLoss(reduction="sum")
+        return lambda logits, Y, y: bce(logits, Y) / logits.shape[0]
+    if cost == "cce":
+        cce = torch.nn.CrossEntropyLoss()
+        return lambda logits, Y, y: cce(logits, y)
+    raise ValueError(f"torch baseline: cost {cost!r} not supported (ce, cce)")
+
+
+def params_of(model) -> list[np.ndarray]:
+    """[W0, b0, W1, b1, ...] in sgdlab's layout, float64 copies."""
+    out = []
+    for layer in model:
+        if hasattr(layer, "weight"):
+            out.append(layer.weight.detach().cpu().numpy().T.astype(np.float64))
+            out.append(layer.bias.detach().cpu().numpy().astype(np.float64))
+    return out
+
+
+def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
+    torch = _import()
+    dt = {"float64": torch.float64, "float32": torch.float32}[variant.dtype]
+    out = SeedRun("torch", variant.key, seed, variant.dtype, variant.init, torch.__version__)
+    if config.activation != "sigmoid" or config.output_activation not in ("sigmoid", "softmax"):
+        raise ValueError("torch baseline: sigmoid hidden layers with a sigmoid or softmax output only")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads cost more than they bring
+    try:
+        torch.manual_seed(seed)
+        model = build(torch, ref.weights, ref.biases, dt)
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.0)
+        lossf = loss_fn(torch, config.cost)
+        X = torch.from_numpy(np.asarray(data.X_train)).to(dt)
+        y = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64))
+        Y = torch.nn.functional.one_hot(y, data.n_classes).to(dt)
+        Xv = torch.from_numpy(np.asarray(data.X_val)).to(dt)
+        Xt = torch.from_numpy(np.asarray(data.X_test)).to(dt)
+        seconds, snapshots = 0.0, []
+        for perm in ref.perms:
+            idx = [torch.from_numpy(b) for b in batches(perm, config.batch_size)]
+            t0 = time.perf_counter()
+            for b in idx:
+                opt.zero_grad(set_to_none=True)
+                loss = lossf(model(X[b]), Y[b], y[b])
+                loss.backward()
+                opt.step()
+            seconds += time.perf_counter() - t0
+            snapshots.append(params_of(model))
+            if not all(np.isfinite(p).all() for p in snapshots[-1]):
+                out.status = "diverged"
+                snapshots.pop()
+                break
+            with torch.no_grad():
+                out.val_acc.append(accuracy(model(Xv).numpy(), data.y_val))
+        with torch.no_grad():
+            out.test_acc = accuracy(model(Xt).numpy(), data.y_test) if out.status == "ok" else float("nan")
+    finally:
+        torch.set_num_threads(threads)
+    out.seconds, out.samples, out.params = seconds, len(data.y_train) * len(out.val_acc), snapshots
+    return out
