@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -92,6 +93,7 @@ class Store:
         self.writable = writable
         if not self.path.is_file():
             raise SgdlabError(f"no study store at {self.path} (run `sgdlab study SPEC --out DIR` first)")
+        self._con = None
         try:
             if writable:
                 self._con = sqlite3.connect(self.path, timeout=30)
@@ -101,13 +103,17 @@ class Store:
                 self._con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             names = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
+            if self._con is not None:
+                self._con.close()
             raise SgdlabError(f"{self.path}: not a readable sgdlab study store ({e})") from None
         if not {"meta", "runs"} <= names:
             self._con.close()
+            self._con = None
             raise SgdlabError(f"{self.path}: not an sgdlab study store (no meta/runs tables)")
         schema = self._meta("schema")
         if schema is None or int(schema) > SCHEMA:
             self._con.close()
+            self._con = None
             raise SgdlabError(f"{self.path}: store schema {schema!r} is not one this sgdlab reads ({SCHEMA})")
 
     @classmethod
@@ -205,10 +211,14 @@ class Store:
         if self._con is None:
             return
         if self.writable:
-            try:  # fold the WAL back in: a finished store is one self-contained file
-                self._con.execute("PRAGMA journal_mode=DELETE")
-            except sqlite3.DatabaseError:
-                pass
+            # Fold the WAL back in so that a closed store is one self-contained file. This
+            # needs the only connection; with a reader still open it stays a (valid) WAL store.
+            for attempt in range(10):
+                try:
+                    self._con.execute("PRAGMA journal_mode=DELETE")
+                    break
+                except sqlite3.OperationalError:
+                    time.sleep(0.05)
         self._con.close()
         self._con = None
 

@@ -1,0 +1,259 @@
+"""A small study end to end: store rows, the report hook, --jobs invariance, --out checks,
+failed runs, the store API and the Python API."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sqlite3
+
+import pytest
+
+from sgdlab.cli import main
+from sgdlab.errors import SgdlabError
+from sgdlab.study import Store, open_study, run_study
+from sgdlab.study.spec import parse_spec
+
+# 2 cells x 2 lrs x 2 seeds, 3 epochs = 8 runs in 4 groups (activation x seed)
+SMALL = """\
+name = "small"
+epochs = 3
+seeds = 2
+lr = [0.1, 1.0]
+init = "xavier"
+cost = "ce"
+
+[[grid]]
+mode = "corrected"
+activation = ["sigmoid", "tanh"]
+output = "sigmoid"
+"""
+
+HAVE_REPORT = importlib.util.find_spec("sgdlab.report") is not None
+
+
+def comparable(records):
+    """Everything a run produced except wall-clock seconds, by key."""
+    out = {}
+    for r in records:
+        final = {k: v for k, v in r.final.items() if k != "seconds"}
+        hist = {k: v for k, v in r.history.to_dict().items() if k != "seconds"}
+        out[r.key] = (r.mode, r.config, r.status, json.dumps(final), json.dumps(hist), r.test_predictions, r.error)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory):
+    """The small study via the CLI in one process, report included."""
+    d = tmp_path_factory.mktemp("small")
+    spec = d / "small.toml"
+    spec.write_text(SMALL)
+    out = d / "out"
+    rc = main(["study", str(spec), "--out", str(out), "--jobs", "1", "--quiet"])
+    return spec, out, rc
+
+
+def test_small_study_stores_every_run(small_study, capsys):
+    spec, out, rc = small_study
+    assert rc == 0
+    with Store(out / "results.sqlite") as st:
+        records = st.records()
+        s = st.spec()
+        assert st.count() == 8 and st.count("failed") == 0
+    for k in ("name", "dataset", "label", "split", "split_seed", "hidden", "epochs", "batch_size", "dtype",
+              "seeds", "grid", "modes"):
+        assert k in s
+    assert s["name"] == "small" and s["seeds"] == [0, 1] and len(s["split"]) == 3
+    assert len(records) == 8 and len({r.key for r in records}) == 8
+    # expansion order: activation, then lr, then seed innermost
+    assert [(r.config.activation, r.config.lr, r.config.seed) for r in records][:4] == \
+        [("sigmoid", 0.1, 0), ("sigmoid", 0.1, 1), ("sigmoid", 1.0, 0), ("sigmoid", 1.0, 1)]
+    cells = {(r.config.activation, r.config.output_activation, r.config.cost, r.config.init) for r in records}
+    assert cells == {("sigmoid", "sigmoid", "ce", "xavier"), ("tanh", "sigmoid", "ce", "xavier")}
+    for r in records:
+        assert r.status == "done" and r.mode == "corrected"
+        assert r.history.epochs == 3 and len(r.history.val_acc) == 3
+        assert r.final["val_acc"] == r.history.val_acc[-1]
+        assert 0 <= r.final["val_acc"] <= 1
+        assert len(r.test_predictions) == 359 and set(r.test_predictions) <= set(range(10))
+        assert r.engine in ("single", "batched")
+    assert max(r.final["val_acc"] for r in records) > 0.6  # 3 epochs of a sane network learn something
+    # the test predictions are the final network's: their accuracy is the stored test accuracy
+    from sgdlab.data import load_dataset
+
+    y = load_dataset().y_test
+    for r in records:
+        acc = sum(int(p == t) for p, t in zip(r.test_predictions, y)) / len(y)
+        assert acc == pytest.approx(r.final["test_acc"], abs=1e-12)
+
+
+def test_store_is_plain_sqlite_with_queryable_columns(small_study):
+    _, out, _ = small_study
+    con = sqlite3.connect(out / "results.sqlite")
+    rows = con.execute("SELECT activation, lr, seed, status, val_acc, history FROM runs ORDER BY idx").fetchall()
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    assert len(rows) == 8 and {r[0] for r in rows} == {"sigmoid", "tanh"}
+    assert all(len(json.loads(r[5])["val_acc"]) == 3 for r in rows)
+    assert not (out / "results.sqlite-wal").exists()  # a closed store is one self-contained file
+
+
+@pytest.mark.skipif(not HAVE_REPORT, reason="sgdlab.report is not in this checkout yet")
+def test_report_hook_renders_tables_figures_and_html(small_study):
+    _, out, _ = small_study
+    html = out / "report.html"
+    assert html.is_file() and html.stat().st_size > 0
+    tables = list((out / "tables").iterdir())
+    figures = list((out / "figures").iterdir())
+    assert tables and figures
+    assert all(p.stat().st_size > 0 for p in tables + figures)
+
+
+def test_jobs_1_and_2_give_identical_stores(small_study, tmp_path):
+    spec, out1, _ = small_study
+    out2 = tmp_path / "j2"
+    assert main(["study", str(spec), "--out", str(out2), "--jobs", "2", "--quiet", "--no-report"]) == 0
+    with Store(out1) as a, Store(out2) as b:
+        ra, rb = a.records(), b.records()
+    assert comparable(ra) == comparable(rb)
+    assert [r.key for r in ra] == [r.key for r in rb]
+
+
+def test_out_holding_this_or_another_study_is_refused(small_study, tmp_path, capsys):
+    spec, out, _ = small_study
+    capsys.readouterr()
+    assert main(["study", str(spec), "--out", str(out), "--quiet", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds this study (8 runs stored)" in err and "--resume" in err and "--force" in err
+    other = tmp_path / "other.toml"
+    other.write_text(SMALL.replace("epochs = 3", "epochs = 2"))
+    assert main(["study", str(other), "--out", str(out), "--quiet", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a different study ('small'" in err and "--force" in err
+    with Store(out) as st:
+        assert st.count() == 8  # untouched
+
+
+def test_resume_of_a_finished_study_runs_nothing(small_study, capsys):
+    spec, out, _ = small_study
+    with Store(out) as st:
+        before = comparable(st.records())
+    assert main(["study", str(spec), "--out", str(out), "--resume", "--quiet", "--no-report"]) == 0
+    assert "nothing left to run; 8 were already stored" in capsys.readouterr().out
+    with Store(out) as st:
+        assert comparable(st.records()) == before
+
+
+def test_force_replaces_another_study(tmp_path, capsys):
+    spec = tmp_path / "a.toml"
+    spec.write_text(SMALL.replace("seeds = 2", "seeds = 1").replace("lr = [0.1, 1.0]", "lr = 1.0"))
+    out = tmp_path / "out"
+    assert main(["study", str(spec), "--out", str(out), "--quiet", "--no-report", "--jobs", "1"]) == 0
+    other = tmp_path / "b.toml"
+    other.write_text(SMALL.replace("seeds = 2", "seeds = [5]").replace("lr = [0.1, 1.0]", "lr = 0.5")
+                     .replace('"tanh"]', '"relu"]'))
+    assert main(["study", str(other), "--out", str(out), "--quiet", "--no-report", "--jobs", "1", "--force"]) == 0
+    res = open_study(out)
+    assert res.spec["name"] == "small" and res.spec["seeds"] == [5]
+    assert {(r.config.activation, r.config.lr, r.config.seed) for r in res.records} == \
+        {("sigmoid", 0.5, 5), ("relu", 0.5, 5)}
+
+
+def test_a_run_that_raises_is_recorded_failed_and_resume_retries_it(tmp_path, monkeypatch):
+    import sys
+
+    train_pkg = sys.modules["sgdlab.train"]  # (the name sgdlab.train is the function)
+
+    real_train = train_pkg.train
+
+    def flaky(config, data=None, **kw):
+        if config.lr == 1.0 and config.seed == 0:
+            raise FloatingPointError("boom")
+        return real_train(config, data, **kw)
+
+    monkeypatch.setattr(train_pkg, "train", flaky)
+    out = tmp_path / "out"
+    res = run_study(SMALL, out, jobs=1, engine="single", progress=False)
+    failed = [r for r in res.records if r.status == "failed"]
+    assert len(res.records) == 8 and len(failed) == 2  # lr 1 seed 0, for each activation
+    assert all(r.error.startswith("FloatingPointError: boom") for r in failed)
+    assert all(math.isnan(r.final["val_acc"]) and r.test_predictions is None for r in failed)
+    row = [x for x in res.rows() if x["status"] == "failed"][0]
+    assert row["lr"] == 1.0 and row["seed"] == 0 and "boom" in row["error"]
+
+    monkeypatch.setattr(train_pkg, "train", real_train)
+    done_before = {r.key: r for r in res.records if r.status == "done"}
+    res2 = run_study(SMALL, out, jobs=1, resume=True, engine="single", progress=False)
+    assert [r.status for r in res2.records] == ["done"] * 8
+    for r in res2.records:  # finished runs were kept, not retrained
+        if r.key in done_before:
+            assert r.history.seconds == done_before[r.key].history.seconds
+
+
+def test_python_api_rows_and_dataframe(small_study):
+    _, out, _ = small_study
+    res = open_study(out)
+    assert len(res) == 8 and res.spec["name"] == "small"
+    rows = res.rows()
+    assert set(rows[0]) >= {"mode", "cost", "activation", "output", "init", "lr", "seed", "status", "val_acc",
+                            "test_acc", "train_loss"}
+    df = res.to_dataframe()
+    assert len(df) == 8
+    means = df.groupby(["activation", "lr"]).val_acc.mean()
+    assert len(means) == 4
+    assert "8 runs" in repr(res)
+
+
+def test_python_api_to_dataframe_without_pandas(small_study, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pandas(name, *a, **kw):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(SgdlabError, match=r"pip install \"sgdlab\[pandas\]\""):
+        open_study(small_study[1]).to_dataframe()
+
+
+def test_store_open_errors(tmp_path):
+    with pytest.raises(SgdlabError, match="no study store"):
+        Store(tmp_path / "results.sqlite")
+    assert not (tmp_path / "results.sqlite").exists()  # opening read-only created nothing
+    junk = tmp_path / "junk" / "results.sqlite"
+    junk.parent.mkdir()
+    junk.write_text("not a database")
+    with pytest.raises(SgdlabError, match="not a readable sgdlab study store|not an sgdlab study store"):
+        Store(junk)
+    with pytest.raises(SgdlabError, match="different study|another --out|--force"):
+        run_study(SMALL, junk.parent, jobs=1, progress=False)
+
+
+def test_read_only_store_refuses_writes(small_study):
+    with Store(small_study[1]) as st:
+        with pytest.raises(SgdlabError, match="read-only"):
+            st.write_group([], "g", {})
+
+
+def test_bad_api_arguments(tmp_path):
+    with pytest.raises(SgdlabError, match="jobs"):
+        run_study(SMALL, tmp_path / "o", jobs=0, progress=False)
+    with pytest.raises(SgdlabError, match="engine"):
+        run_study(SMALL, tmp_path / "o", engine="gpu", progress=False)
+    with pytest.raises(SgdlabError, match="--scheduler"):
+        run_study(SMALL, tmp_path / "o", backend="dask", progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_spec_from_dict_and_text_in_the_api():
+    import tomllib
+
+    s1 = parse_spec(SMALL)
+    from sgdlab.study.api import _as_spec
+
+    assert _as_spec(tomllib.loads(SMALL)).digest() == s1.digest()
+    assert _as_spec(SMALL).digest() == s1.digest()
