@@ -44,13 +44,14 @@ import numpy as np
 from ..config import RunConfig, rng_streams
 from ..data import Dataset
 from ..errors import SgdlabError
+from ..nn.activations import get_activation
 from ..nn.costs import SHORTCUTS, get_cost
 from ..nn.init import init_params
 from ..nn.network import Network, one_hot
-from .batched_kernels import activation_fn, forward_into, times_derivative
+from .batched_kernels import forward_into, times_derivative
 from .loop import History, TrainResult
 
-DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB per chunk: 10,000 models of 64-32-16-10 need about 0.8 GB
+DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momentum and L2) in one stack
 EVAL_BYTES = 2 << 20  # evaluation handles this many bytes of one layer's activations at a time
 
 OnEpoch = Callable[[int, int, History], None]
@@ -81,17 +82,18 @@ def bytes_per_model(sizes: Sequence[int], batch_size: int, dtype="float64", mome
                     l2: bool = False) -> int:
     """Bytes one model takes in a stack while training: the unit of the chunking budget.
 
-    ``itemsize * ((2 + momentum + l2) P + 2 * batch * (sizes[0] + 1 + sizes[-1])
-    + 4 * batch * sum(sizes[1:] + 1)) + 16 * batch``: parameters and gradients (plus a velocity
-    with momentum and a decay row with L2), the gathered minibatch and its targets for two
-    batch sizes (the full one and the last, smaller one), and per layer the pre-activations,
-    activations, deltas and scratch, plus the int64 minibatch indices. Evaluation works on
-    a fixed slice of ``EVAL_BYTES`` and the returned networks are not counted.
+    ``itemsize * ((3 + momentum + l2) P + 2 * batch * (sizes[0] + 1 + sizes[-1])
+    + 4 * batch * sum(sizes[1:] + 1)) + P + 16 * batch``: parameters, gradients and the
+    update's scratch (plus a velocity with momentum and a decay row with L2), the gathered
+    minibatch and its targets for two batch sizes (the full one and the last, smaller one),
+    per layer the pre-activations, activations, deltas and scratch, the end-of-epoch
+    finiteness mask and the int64 minibatch indices. Evaluation works on a fixed slice of
+    ``EVAL_BYTES``; the returned networks (``itemsize * P`` each) are not counted.
     """
     item = np.dtype(dtype).itemsize
     P = n_params(sizes)
     per_batch = 2 * batch_size * (sizes[0] + 1 + sizes[-1]) + 4 * batch_size * sum(s + 1 for s in sizes[1:])
-    return int(item * ((2 + bool(momentum) + bool(l2)) * P + per_batch) + 16 * batch_size)
+    return int(item * ((3 + bool(momentum) + bool(l2)) * P + per_batch) + P + 16 * batch_size)
 
 
 def chunk_size(sizes: Sequence[int], batch_size: int, dtype="float64", momentum=False, l2=False,
@@ -123,21 +125,21 @@ def _segments(costs: Sequence[str]) -> list[Segment]:
 
 
 class _Buffers:
-    """Preallocated arrays of one minibatch size ``n`` for a stack of ``K`` models."""
+    """Preallocated arrays of one minibatch size ``n`` for ``K`` models; samples are columns:
+    activations ``(K, units, n)``, hidden ones with a trailing row of ones ``[A_l; 1]``."""
 
     def __init__(self, sizes, K, n, dtype, shared):
         self.X = np.empty((n, sizes[0] + 1) if shared else (K, n, sizes[0] + 1), dtype=dtype)
         self.Y = np.empty((n, sizes[-1]) if shared else (K, n, sizes[-1]), dtype=dtype)
-        # hidden activations with a trailing column of ones: [A_l, 1]
         self.hidden = []
         for size in sizes[1:-1]:
-            h = np.empty((K, n, size + 1), dtype=dtype)
-            h[..., -1] = 1
+            h = np.empty((K, size + 1, n), dtype=dtype)
+            h[:, -1] = 1
             self.hidden.append(h)
-        self.z = [np.empty((K, n, s), dtype=dtype) for s in sizes[1:]]
-        self.a = [h[..., :-1] for h in self.hidden] + [np.empty((K, n, sizes[-1]), dtype=dtype)]
-        self.delta = [np.empty((K, n, s), dtype=dtype) for s in sizes[1:]]
-        self.tmp = [np.empty((K, n, s), dtype=dtype) for s in sizes[1:]]
+        self.z = [np.empty((K, s, n), dtype=dtype) for s in sizes[1:]]
+        self.a = [h[:, :-1] for h in self.hidden] + [np.empty((K, sizes[-1], n), dtype=dtype)]
+        self.delta = [np.empty((K, s, n), dtype=dtype) for s in sizes[1:]]
+        self.tmp = [np.empty((K, s, n), dtype=dtype) for s in sizes[1:]]
         self.n = n
 
 
@@ -180,8 +182,6 @@ class Stack:
         self.out_into = forward_into(key.output)
         self.hidden_times = times_derivative(key.activation)
         self.out_times = times_derivative(key.output)
-        self.hidden_fn = activation_fn(key.activation)
-        self.out_fn = activation_fn(key.output)
         self._set(theta)
 
     def _set(self, theta: np.ndarray) -> None:
@@ -205,11 +205,18 @@ class Stack:
     def size(self) -> int:
         return len(self.configs)
 
-    def buffers_for(self, n: int) -> _Buffers:
-        buf = self.buffers.get(n)
+    def buffers_for(self, n: int, shared: bool | None = None, k: int | None = None) -> _Buffers:
+        """Buffers for ``k`` models (default all) and minibatches of ``n`` rows."""
+        k = self.size if k is None else k
+        shared = self.shared_seed if shared is None else shared
+        buf = self.buffers.get((k, n, shared))
         if buf is None:
-            buf = self.buffers[n] = _Buffers(self.sizes, self.size, n, self.dtype, self.shared_seed)
+            buf = self.buffers[(k, n, shared)] = _Buffers(self.sizes, k, n, self.dtype, shared)
         return buf
+
+    def view(self, k0: int, k1: int) -> "_View":
+        """Models ``k0:k1`` for a forward pass (sharing this stack's parameters and buffers)."""
+        return _View(self, k0, k1)
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the models where ``mask`` is False (they have finished)."""
@@ -231,57 +238,76 @@ class Stack:
         return net
 
 
+class _View:
+    """Models ``k0:k1`` of a stack, enough for :func:`forward`."""
+
+    def __init__(self, stack: Stack, k0: int, k1: int):
+        self.blocks = [b[k0:k1] for b in stack.blocks]
+        self.hidden_into, self.out_into = stack.hidden_into, stack.out_into
+        self._stack, self._k = stack, k1 - k0
+
+    def buffers_for(self, n: int, shared: bool = True) -> _Buffers:
+        return self._stack.buffers_for(n, shared, self._k)
+
+
 # -- the math of one step ----------------------------------------------------------------------
 
-def gradient(stack: Stack, Xa, Y, buf: _Buffers) -> np.ndarray:
-    """Minibatch-averaged gradients of every model into ``stack.grad`` (eq. 3, 5-9).
+def _T(x):
+    """Swap the last two axes (a view)."""
+    return x.swapaxes(-1, -2)
 
-    ``Xa``: the minibatch with a column of ones, ``(K, n, n_in + 1)``, or ``(n, n_in + 1)``
-    shared by all models; ``Y``: one-hot targets, ``(K, n, n_out)`` or ``(n, n_out)``.
-    """
-    n = buf.n
-    L = len(stack.blocks)
-    blocks, zs, acts, deltas, tmps = stack.blocks, buf.z, buf.a, buf.delta, buf.tmp
-    prev = Xa
-    for l in range(L - 1):
-        np.matmul(prev, blocks[l], out=zs[l])
+
+def forward(stack: Stack, Xa, buf: _Buffers) -> None:
+    """Forward pass of every model into ``buf`` (eq. 3), samples as columns:
+    ``Z_l^T = [W_l; b_l]^T @ [A_{l-1}; 1]``, ``A_l = f(Z_l)``. ``Xa``: the rows with a column
+    of ones, ``(K, n, n_in + 1)``, or ``(n, n_in + 1)`` shared by every model."""
+    blocks, zs, acts = stack.blocks, buf.z, buf.a
+    prev = _T(Xa)
+    for l in range(len(blocks) - 1):
+        np.matmul(_T(blocks[l]), prev, out=zs[l])
         stack.hidden_into(zs[l], acts[l])
         prev = buf.hidden[l]
-    z, a, delta = zs[-1], acts[-1], deltas[-1]
-    np.matmul(prev, blocks[-1], out=z)
-    stack.out_into(z, a)
-    output_delta(stack, z, a, Y, delta, tmps[-1])
-    np.divide(delta, n, out=delta)
-    for l in range(L - 1, -1, -1):
-        prev = buf.hidden[l - 1] if l else Xa
-        if prev.ndim == 2:  # a minibatch shared by every model
-            np.matmul(prev.T, deltas[l], out=stack.grad_blocks[l])
-        else:
-            np.matmul(prev.transpose(0, 2, 1), deltas[l], out=stack.grad_blocks[l])
+    np.matmul(_T(blocks[-1]), prev, out=zs[-1])
+    stack.out_into(zs[-1], acts[-1])
+
+
+def gradient(stack: Stack, Xa, Y, buf: _Buffers) -> np.ndarray:
+    """Minibatch-averaged gradients of every model into ``stack.grad`` (eq. 3, 5-9):
+    ``grad [W_l; b_l] = [A_{l-1}; 1] @ Delta_l^T``, ``Delta_{l-1} = (W_l @ Delta_l) * f'(Z_{l-1})``.
+
+    ``Y``: one-hot targets as rows, ``(K, n, n_out)`` or ``(n, n_out)`` shared.
+    """
+    forward(stack, Xa, buf)
+    zs, acts, deltas, tmps = buf.z, buf.a, buf.delta, buf.tmp
+    output_delta(stack, zs[-1], acts[-1], _T(Y), deltas[-1], tmps[-1])
+    np.divide(deltas[-1], buf.n, out=deltas[-1])
+    for l in range(len(stack.blocks) - 1, -1, -1):
+        prev = buf.hidden[l - 1] if l else _T(Xa)
+        np.matmul(prev, _T(deltas[l]), out=stack.grad_blocks[l])
         if l:
-            np.matmul(deltas[l], stack.weights[l].transpose(0, 2, 1), out=deltas[l - 1])
+            np.matmul(stack.weights[l], deltas[l], out=deltas[l - 1])
             if stack.hidden_times is not None:
                 stack.hidden_times(deltas[l - 1], zs[l - 1], acts[l - 1], tmps[l - 1])
     return stack.grad
 
 
-def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
+def output_delta(stack: Stack, z, a, YT, out, tmp) -> None:
     """dC_s/dz at the output layer of every model into ``out``, segment by segment (eq. 5-6):
     ``a - y`` where that is exact (sigmoid + ce, softmax + cce, identity + mse), ``(a - y) f'(z)``
-    for mse under an elementwise output, the general chain rule otherwise."""
+    for mse under an elementwise output, the general chain rule otherwise. Samples are
+    columns: ``z``, ``a``, ``out`` are ``(K, n_out, n)``, ``YT`` is ``(K, n_out, n)`` or shared ``(n_out, n)``."""
     output = stack.key.output
     for s in stack.segments:
         sl = slice(s.start, s.stop)
-        Ys = Y if Y.ndim == 2 else Y[sl]
+        Ys = YT if YT.ndim == 2 else YT[sl]
         if (output, s.cost) in SHORTCUTS:
             np.subtract(a[sl], Ys, out=out[sl])
-        elif s.cost == "mse" and output in ("sigmoid", "tanh", "relu", "leaky_relu"):
+        elif s.cost == "mse" and stack.out_times is not None:
             np.subtract(a[sl], Ys, out=out[sl])
             stack.out_times(out[sl], z[sl], a[sl], tmp[sl])
         else:
-            from ..nn.activations import get_activation
-
-            out[sl] = get_activation(output).backward(z[sl], a[sl], get_cost(s.cost).grad(a[sl], Ys))
+            act = get_activation(output)
+            out[sl] = _T(act.backward(_T(z[sl]), _T(a[sl]), get_cost(s.cost).grad(_T(a[sl]), _T(Ys))))
 
 
 def sgd_step(stack: Stack) -> None:
@@ -320,29 +346,25 @@ class Metrics:
 
 
 def evaluate(stack: Stack, parts, eval_models: int) -> list[Metrics]:
-    """Loss and accuracy of every model on each ``(X, y, Y)`` of ``parts`` (full sets), as
-    :meth:`Network.evaluate` computes them: ``f(A @ W + b)`` layer by layer, the cost's mean
-    value, the share of rows whose largest output is the label. ``eval_models`` models at
-    a time, the parts stacked into one matrix."""
+    """Loss and accuracy of every model on each ``(Xa, y, Y)`` of ``parts`` (full sets, with a
+    column of ones), as the single engine computes them: the forward pass of
+    :func:`forward`, the cost's mean value, the share of rows whose largest output is the
+    label. ``eval_models`` models at a time, so the activations stay in cache."""
     K = stack.size
     out = [Metrics(np.full(K, np.nan), np.full(K, np.nan)) for _ in parts]
-    X_all = np.concatenate([p[0] for p in parts])
-    bounds = np.cumsum([0] + [len(p[1]) for p in parts])
-    last = len(stack.blocks) - 1
-    for s in stack.segments:
-        cost = get_cost(s.cost)
-        for k0 in range(s.start, s.stop, eval_models):
-            k1 = min(k0 + eval_models, s.stop)
-            a = X_all
-            for l in range(last + 1):
-                z = np.matmul(a, stack.weights[l][k0:k1])
-                z += stack.biases[l][k0:k1]
-                a = (stack.out_fn if l == last else stack.hidden_fn)(z)
-            for i, (_, yp, Yp) in enumerate(parts):
-                if len(yp):
-                    ap = a[:, bounds[i]:bounds[i + 1]]
-                    out[i].loss[k0:k1] = cost.value(ap, Yp)
-                    out[i].acc[k0:k1] = np.mean(np.argmax(ap, axis=-1) == yp, axis=-1)
+    for i, (Xa, yp, Yp) in enumerate(parts):
+        if not len(yp):
+            continue
+        for s in stack.segments:
+            cost = get_cost(s.cost)
+            for k0 in range(s.start, s.stop, eval_models):
+                k1 = min(k0 + eval_models, s.stop)
+                sub = stack.view(k0, k1)
+                buf = sub.buffers_for(len(yp), shared=True)
+                forward(sub, Xa, buf)
+                a = _T(buf.a[-1])  # (k, n, n_out) view
+                out[i].loss[k0:k1] = cost.value(a, Yp)
+                out[i].acc[k0:k1] = np.mean(np.argmax(a, axis=-1) == yp, axis=-1)
     return out
 
 
@@ -351,7 +373,7 @@ def evaluate(stack: Stack, parts, eval_models: int) -> list[Metrics]:
 @dataclass
 class _Prepared:
     """A group's data in its dtype: the training inputs with a column of ones, one-hot
-    targets, and the (X, y, Y) of the train, validation and test parts."""
+    targets, and the (X with ones, y, Y) of the train, validation and test parts."""
 
     Xa: np.ndarray
     Y: np.ndarray
@@ -363,13 +385,19 @@ class _Prepared:
 def _prepare(data: Dataset, dtype) -> _Prepared:
     d = data.astype(dtype)
     k = d.n_classes
-    Xa = np.empty((d.X_train.shape[0], d.n_features + 1), dtype=dtype)
-    Xa[:, :-1] = d.X_train
-    Xa[:, -1] = 1
+    Xa = _augment(d.X_train)
     Y = one_hot(d.y_train, k, dtype)
-    parts = [(d.X_train, d.y_train, Y), (d.X_val, d.y_val, one_hot(d.y_val, k, dtype)),
-             (d.X_test, d.y_test, one_hot(d.y_test, k, dtype))]
+    parts = [(Xa, d.y_train, Y), (_augment(d.X_val), d.y_val, one_hot(d.y_val, k, dtype)),
+             (_augment(d.X_test), d.y_test, one_hot(d.y_test, k, dtype))]
     return _Prepared(Xa, Y, parts, len(d.y_train), len(d.y_val) > 0)
+
+
+def _augment(X) -> np.ndarray:
+    """``[X, 1]``: a column of ones appended."""
+    out = np.empty((X.shape[0], X.shape[1] + 1), dtype=X.dtype)
+    out[:, :-1] = X
+    out[:, -1] = 1
+    return out
 
 
 def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch | None = None) -> None:
@@ -381,9 +409,9 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
     hist = {int(i): History() for i in stack.indices}
     best = {int(i): -1.0 for i in stack.indices}
     waited = {int(i): 0 for i in stack.indices}
-    width = max(stack.sizes[1:])
-    n_eval = sum(len(p[1]) for p in prep.parts)
-    eval_models = max(1, EVAL_BYTES // (stack.dtype.itemsize * n_eval * width))
+    # evaluation buffers per model: z, a, delta, tmp of every layer for the largest part
+    n_eval = max(len(p[1]) for p in prep.parts)
+    eval_models = max(1, EVAL_BYTES // (stack.dtype.itemsize * n_eval * 4 * sum(s + 1 for s in stack.sizes[1:])))
     epochs = max(c.epochs for c in stack.configs)
     Xa, Y = prep.Xa, prep.Y
     with np.errstate(all="ignore"):
@@ -392,12 +420,12 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
             # every seed's stream draws one permutation per epoch, as in the single engine
             perms = {s: streams[s].permutation(n) for s in seeds}
             if stack.shared_seed:
-                order = perms[seeds[0]]
-            else:
-                row = {s: i for i, s in enumerate(seeds)}
-                order = np.stack([perms[s] for s in seeds])[[row[c.seed] for c in stack.configs]]
+                order, rows = perms[seeds[0]], None
+            else:  # one row per seed; each model reads its seed's row
+                order = np.stack([perms[s] for s in seeds])
+                rows = np.searchsorted(seeds, [c.seed for c in stack.configs])
             for i in range(0, n, bs):
-                idx = order[..., i:i + bs]
+                idx = order[i:i + bs] if rows is None else order[rows, i:i + bs]
                 buf = stack.buffers_for(idx.shape[-1])
                 np.take(Xa, idx, axis=0, out=buf.X)
                 np.take(Y, idx, axis=0, out=buf.Y)
@@ -454,7 +482,8 @@ def plan(configs: Sequence[RunConfig], data: Dataset, max_bytes: int | None = No
         members = sorted(members, key=lambda i: (configs[i].cost, configs[i].seed, i))
         momentum = any(configs[i].momentum for i in members)
         l2 = any(configs[i].l2 for i in members)
-        limit = chunk_size(key.sizes, key.batch_size, key.dtype, momentum, l2, max_bytes)
+        budget = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+        limit = chunk_size(key.sizes, key.batch_size, key.dtype, momentum, l2, budget // threads)
         n_chunks = max(-(-len(members) // limit), min(threads, len(members)))
         size = -(-len(members) // n_chunks)
         out.extend((key, members[c0:c0 + size]) for c0 in range(0, len(members), size))
@@ -474,9 +503,9 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
     data : Dataset
         The split data.
     max_bytes : int, optional
-        Memory budget of one stack (default ``DEFAULT_MAX_BYTES``, 1 GiB; see
-        :func:`bytes_per_model`): a larger group is trained in several chunks with the same
-        results. With ``threads > 1``, up to ``threads`` stacks are in memory at once.
+        Memory budget of the stacks in training at once (default ``DEFAULT_MAX_BYTES``,
+        1.5 GiB; see :func:`bytes_per_model`): a larger group is trained in several chunks,
+        with the same results. The returned networks come on top (``8 P`` bytes each).
     on_epoch : callable, optional
         ``on_epoch(index, epoch, history)`` after each recorded epoch of ``configs[index]``
         (with ``threads > 1`` from worker threads, one call at a time).

@@ -1,52 +1,18 @@
-"""Elementwise kernels of the batched engine: in place, and bit-identical to their references.
+"""Elementwise kernels of the batched engine, written into preallocated buffers.
 
-Two families:
-
-- ``forward_into(name)`` / ``times_derivative(name)``: the training step's activation and
-  chain rule written into preallocated buffers. They do the same floating-point operations,
-  in the same order, as the single engine's training fast path
-  (:class:`sgdlab.nn.network.PackedNetwork`), so a model trained in a stack takes the same
-  steps as alone (the sigmoid there is ``1 / (1 + exp(-z))``).
-- ``activation_fn(name)``: the evaluation's activation, returning exactly the bits of
-  :mod:`sgdlab.nn.activations` (what :meth:`Network.evaluate` uses), faster where numpy
-  allows (the sigmoid below).
-
-``tests/test_batched.py`` checks every one of them against its reference, on ordinary and
-extreme inputs.
+``forward_into(name)`` and ``times_derivative(name)`` are an activation and its chain rule
+in place. They do the same floating-point operations, in the same order, as the single
+engine's fast path (:class:`sgdlab.nn.network.PackedNetwork`), so a model trained in a stack
+takes the same steps as alone. Samples are columns: an array of activations is
+``(K, units, n)`` and softmax normalises over the units axis, ``-2``.
+``tests/test_batched.py`` checks them against :mod:`sgdlab.nn.activations`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..nn.activations import LEAKY_SLOPE, get_activation
-
-
-# -- evaluation: the exact functions of sgdlab.nn.activations -------------------------------
-
-def sigmoid(z):
-    """:func:`sgdlab.nn.activations.sigmoid`, bit for bit, without ``np.where``.
-
-    That function computes ``e = exp(-|z|)`` and picks ``1 / (1 + e)`` for ``z >= 0`` and
-    ``e / (1 + e)`` otherwise. Here the numerator is ``max(e, [z >= 0])``: ``1`` where
-    ``z >= 0`` (there ``e <= 1``) and ``e`` elsewhere (NaN stays NaN), so one division does
-    both branches with the same rounding, about three times faster on this machine.
-    """
-    e = np.abs(z)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    d = e + 1
-    num = np.maximum(e, np.greater_equal(z, 0).view(np.uint8), dtype=z.dtype)
-    np.divide(num, d, out=num)
-    return num
-
-
-_FAST_FN = {"sigmoid": sigmoid}
-
-
-def activation_fn(name: str):
-    """``f(z)`` of activation ``name`` with :mod:`sgdlab.nn.activations`' exact values."""
-    return _FAST_FN.get(name) or get_activation(name).fn
+from ..nn.activations import LEAKY_SLOPE
 
 
 # -- training: in place, the single engine's fast-path arithmetic ---------------------------
@@ -64,9 +30,10 @@ def _leaky_relu_into(z, out):
 
 
 def _softmax_into(z, out):
-    np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
+    # units on axis -2 (samples are columns)
+    np.subtract(z, z.max(axis=-2, keepdims=True), out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=-1, keepdims=True)
+    out /= out.sum(axis=-2, keepdims=True)
 
 
 _FORWARD_INTO = {

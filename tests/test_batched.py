@@ -1,0 +1,294 @@
+"""The batched engine (sgdlab.train.batched) against the single engine, run by run."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from sgdlab.config import RunConfig
+from sgdlab.data import load_dataset
+from sgdlab.errors import SgdlabError
+from sgdlab.nn.activations import ACTIVATIONS
+from sgdlab.train import train
+from sgdlab.train.batched import (bytes_per_model, chunk_size, n_params, plan, train_many)
+from sgdlab.train.batched_kernels import forward_into, times_derivative
+
+PARTS = ("train", "val", "test")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    """A quarter of digits' training set: the same checks, four times faster."""
+    d = digits
+    return type(d)(d.name, d.X_train[:270], d.y_train[:270], d.X_val, d.y_val, d.X_test, d.y_test, d.classes)
+
+
+def cfg(**kw):
+    kw.setdefault("epochs", 2)
+    return RunConfig(**kw)
+
+
+def rel_close(a, b, rtol=1e-9):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.allclose(a, b, rtol=rtol, atol=rtol * max(1.0, float(np.abs(b).max(initial=0))))
+
+
+def assert_same_run(rb, rs, rtol=1e-9):
+    """Final weights within rtol relative, identical status and history (allclose rtol)."""
+    hb, hs = rb.history, rs.history
+    assert hb.status == hs.status and hb.diverged_epoch == hs.diverged_epoch
+    assert hb.stopped_epoch == hs.stopped_epoch and hb.epochs == hs.epochs
+    for part in PARTS:
+        assert rel_close(getattr(hb, f"{part}_loss"), getattr(hs, f"{part}_loss"), rtol)
+        assert getattr(hb, f"{part}_acc") == pytest.approx(getattr(hs, f"{part}_acc"), abs=1e-12)
+    if hs.status == "done":
+        for pb, ps in zip(rb.network.params, rs.network.params):
+            assert pb.shape == ps.shape and pb.dtype == ps.dtype
+            assert rel_close(pb, ps, rtol)
+
+
+MIXED = (
+    # sigmoid output under mse and ce (shortcut a - y), several lrs, both inits
+    [cfg(activation=a, output="sigmoid", cost=c, init=i, lr=lr, seed=s)
+     for a in ("sigmoid", "relu") for c in ("mse", "ce")
+     for i, lr, s in (("xavier", 1.0, 0), ("gaussian", 0.05, 1))]
+    # softmax + cce
+    + [cfg(activation="tanh", output="softmax", cost="cce", init=i, lr=0.05, seed=1)
+       for i in ("xavier", "gaussian")]
+    # the paper's tanh output under ce: the general chain rule
+    + [cfg(activation="tanh", cost="ce", init="xavier", lr=lr, seed=0) for lr in (0.1, 0.001)]
+    # a group with a member that diverges at epoch 2 (identity output, mse, lr 1, gaussian)
+    + [cfg(activation="tanh", output="identity", cost="mse", init="gaussian", lr=lr, seed=s)
+       for lr, s in ((1.0, 0), (0.01, 0), (0.001, 1))]
+)
+
+
+@pytest.fixture(scope="module")
+def mixed(digits):
+    batched = train_many(MIXED, digits)
+    single = [train(c, digits) for c in MIXED]
+    return batched, single
+
+
+def test_mixed_group_matches_single_engine(mixed):
+    batched, single = mixed
+    assert len(batched) == len(MIXED)
+    for c, rb, rs in zip(MIXED, batched, single):
+        assert rb.config == c
+        assert rb.network.sizes == rs.network.sizes and rb.network.output == rs.network.output
+        chaotic = c.cost == "ce" and c.output_activation in ("tanh", "relu")
+        if chaotic:  # saturating outputs under ce: compare the outcome, not the trajectory
+            assert rb.history.status == rs.history.status and rb.history.epochs == rs.history.epochs
+            assert abs(rb.history.val_acc[-1] - rs.history.val_acc[-1]) <= 0.05
+        else:
+            assert_same_run(rb, rs)
+
+
+def test_diverging_member_marked_and_others_undisturbed(mixed, digits):
+    batched, single = mixed
+    i = MIXED.index(cfg(activation="tanh", output="identity", cost="mse", init="gaussian", lr=1.0, seed=0))
+    assert single[i].history.status == "diverged"  # the premise: this run does diverge
+    assert batched[i].history.status == "diverged"
+    assert batched[i].history.diverged_epoch == single[i].history.diverged_epoch == 2
+    assert batched[i].history.epochs == 1  # the epochs before divergence are kept
+    # its group mates, trained alone, give the same runs as beside it
+    mates = [j for j, c in enumerate(MIXED) if c.output == "identity" and j != i]
+    alone = train_many([MIXED[j] for j in mates], digits)
+    for j, r in zip(mates, alone):
+        assert batched[j].history.status == "done"
+        assert batched[j].history.to_dict() | {"seconds": []} == r.history.to_dict() | {"seconds": []}
+        for a, b in zip(batched[j].network.params, r.network.params):
+            np.testing.assert_array_equal(a, b)
+
+
+def strip(result):
+    d = result.history.to_dict()
+    d.pop("seconds")
+    return json.dumps(d), [p.tobytes() for p in result.network.params]
+
+
+def test_chunking_and_threads_do_not_change_results(small):
+    configs = [cfg(activation="sigmoid", output="sigmoid", cost=c, init=i, lr=lr, seed=s)
+               for c in ("mse", "ce") for i in ("xavier", "gaussian") for lr in (1.0, 0.1) for s in (0, 1, 2)]
+    sizes = [small.n_features, 32, 16, small.n_classes]
+    per = bytes_per_model(sizes, 10)
+    chunks = plan(configs, small, max_bytes=5 * per)
+    assert len(chunks) >= 5 and max(len(m) for _, m in chunks) <= 5  # really several chunks
+    one = train_many(configs, small)
+    assert len(plan(configs, small)) == 1
+    for other in (train_many(configs, small, max_bytes=5 * per),
+                  train_many(configs, small, max_bytes=1),  # one model per chunk
+                  train_many(configs, small, threads=2)):
+        assert [strip(r) for r in other] == [strip(r) for r in one]
+    # order of the configs does not matter either
+    rev = train_many(configs[::-1], small)
+    assert [strip(r) for r in rev[::-1]] == [strip(r) for r in one]
+
+
+def test_momentum_nesterov_l2_per_model(small):
+    configs = [cfg(activation="sigmoid", output="sigmoid", cost="ce", lr=0.1, seed=s, **kw)
+               for s in (0, 1)
+               for kw in ({}, {"momentum": 0.9}, {"momentum": 0.5, "nesterov": True}, {"l2": 1e-3},
+                          {"momentum": 0.9, "l2": 1e-2}, {"momentum": 0.9, "nesterov": True, "l2": 1e-3})]
+    batched = train_many(configs, small)
+    for c, rb in zip(configs, batched):
+        assert_same_run(rb, train(c, small))
+
+
+def test_float32(small):
+    configs = [cfg(activation=a, output="sigmoid", cost="ce", lr=lr, seed=0, dtype="float32")
+               for a in ("sigmoid", "relu") for lr in (1.0, 0.1)]
+    configs.append(cfg(activation="sigmoid", output="sigmoid", cost="ce", lr=0.1, seed=0))  # a float64 mate
+    batched = train_many(configs, small)
+    for c, rb in zip(configs, batched):
+        want = np.float32 if c.dtype == "float32" else np.float64
+        assert all(p.dtype == want for p in rb.network.params)
+        rs = train(c, small)
+        assert rb.history.status == rs.history.status == "done"
+        for part in PARTS:
+            np.testing.assert_allclose(getattr(rb.history, f"{part}_loss"), getattr(rs.history, f"{part}_loss"),
+                                       rtol=1e-4)
+        for pb, ps in zip(rb.network.params, rs.network.params):
+            np.testing.assert_allclose(pb, ps, rtol=1e-3, atol=1e-4)
+
+
+def test_patience_epochs_and_on_epoch(small):
+    configs = [cfg(activation="sigmoid", output="sigmoid", cost="ce", lr=lr, seed=0, epochs=e, patience=p)
+               for lr, e, p in ((1e-5, 8, 2), (0.5, 8, 2), (0.1, 3, None), (1e-4, 5, 1))]
+    seen = []
+    batched = train_many(configs, small, on_epoch=lambda i, e, h: seen.append((i, e, h.epochs)))
+    for c, rb in zip(configs, batched):
+        assert_same_run(rb, train(c, small))
+    assert batched[0].history.stopped_epoch is not None  # lr 1e-5 barely moves: patience ends it
+    assert batched[2].history.epochs == 3
+    for i, rb in enumerate(batched):
+        mine = [(e, n) for j, e, n in seen if j == i]
+        assert mine == [(e, e) for e in range(1, rb.history.epochs + 1)]
+
+
+def test_network_outputs_are_usable(mixed, digits):
+    batched, single = mixed
+    j = 0
+    np.testing.assert_array_equal(batched[j].network.predict(digits.X_test), single[j].network.predict(digits.X_test))
+    assert batched[j].network.evaluate(digits.X_val, digits.y_val) == pytest.approx(
+        (batched[j].history.val_loss[-1], batched[j].history.val_acc[-1]), rel=1e-12)
+
+
+def test_empty_and_bad_threads(small):
+    assert train_many([], small) == []
+    with pytest.raises(SgdlabError, match="threads"):
+        train_many([cfg()], small, threads=0)
+
+
+# -- kernels -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_training_kernels_match_activations(name):
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((3, 10, 7)) * 4  # (models, units, samples)
+    out = np.empty_like(z)
+    forward_into(name)(z, out)
+    want = ACTIVATIONS[name].fn(z.swapaxes(-1, -2)).swapaxes(-1, -2)  # units last there
+    np.testing.assert_allclose(out, want, rtol=1e-14, atol=1e-300)
+    times = times_derivative(name)
+    if ACTIVATIONS[name].derivative is not None:
+        g = rng.standard_normal(z.shape)
+        want = ACTIVATIONS[name].backward(z, out, g)  # elementwise: any layout
+        if times is None:
+            np.testing.assert_array_equal(want, g)  # identity
+        else:
+            delta = g.copy()
+            times(delta, z, out, np.empty_like(z))
+            np.testing.assert_allclose(delta, want, rtol=1e-14, atol=1e-300)
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+def test_ten_thousand_paper_models_fit_in_two_gigabytes():
+    sizes = [64, 32, 16, 10]
+    assert n_params(sizes) == 65 * 32 + 33 * 16 + 17 * 10
+    for momentum, l2 in ((False, False), (True, True)):
+        per = bytes_per_model(sizes, 10, "float64", momentum, l2)
+        assert 10_000 * per < 2 * 2**30
+        assert chunk_size(sizes, 10, "float64", momentum, l2) >= 10_000  # the default budget takes them at once
+    assert chunk_size(sizes, 10, max_bytes=1) == 1
+    assert chunk_size(sizes, 10, max_bytes=10 * bytes_per_model(sizes, 10)) == 10
+
+
+def test_memory_formula_bounds_the_real_peak(small):
+    """Measured peak of a 400-model stack, over what 200 models take: the per-model cost
+    stays within the formula plus the returned network."""
+    d = small
+    tiny = type(d)(d.name, d.X_train[:60], d.y_train[:60], d.X_val[:60], d.y_val[:60], d.X_test[:60],
+                   d.y_test[:60], d.classes)
+
+    def peak(k):
+        configs = [cfg(activation="sigmoid", output="sigmoid", cost="ce", lr=0.1, seed=i % 3, epochs=1)
+                   for i in range(k)]
+        tracemalloc.start()
+        train_many(configs, tiny)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    sizes = [small.n_features, 32, 16, small.n_classes]
+    per_model = (peak(400) - peak(200)) / 200
+    allowed = bytes_per_model(sizes, 10) + 8 * n_params(sizes)  # + the TrainResult's own copy
+    assert 0 < per_model <= allowed * 1.1, (per_model, allowed)
+
+
+# -- the study runner uses it -------------------------------------------------------------------
+
+STUDY = """\
+name = "engines"
+dataset = "iris"
+epochs = 3
+batch_size = 4
+seeds = 2
+lr = [0.5, 0.05]
+init = ["xavier", "gaussian"]
+
+[[grid]]
+mode = "corrected"
+cost = ["mse", "ce"]
+activation = ["sigmoid", "relu"]
+output = "sigmoid"
+"""
+
+
+def test_study_engines_give_the_same_tables(tmp_path):
+    study = pytest.importorskip("sgdlab.study")
+    from sgdlab.cli import main
+    from sgdlab.study.analysis import grid_rows, summarize_cells
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(STUDY)
+    assert main(["study", str(spec), "--out", str(tmp_path / "b"), "--jobs", "1", "--quiet"]) == 0
+    batched = study.open_study(tmp_path / "b")
+    assert {r.engine for r in batched.records} == {"batched"}  # the default engine
+    single = study.run_study(STUDY, tmp_path / "s", jobs=1, engine="single", progress=False)
+    assert {r.engine for r in single.records} == {"single"}
+
+    def table(res):
+        rows = grid_rows(summarize_cells(res.records))
+        return sorted((json.dumps({k: v for k, v in r.items() if "second" not in k}, sort_keys=True, default=str)
+                       for r in rows))
+
+    def finals(res):
+        return {r.key: (r.status, [r.final[k] for k in ("train_loss", "val_loss", "test_loss", "val_acc", "test_acc")],
+                        r.test_predictions) for r in res.records}
+
+    fb, fs = finals(batched), finals(single)
+    assert fb.keys() == fs.keys() and len(fb) == 32
+    for k in fb:
+        assert fb[k][0] == fs[k][0] and fb[k][2] == fs[k][2]
+        assert rel_close(fb[k][1], fs[k][1])
+    assert table(batched) == table(single)
