@@ -1,0 +1,170 @@
+"""``sgdlab bench``: the paper's grid on the batched engine, against the single engine.
+
+In one process it prints: the wall time of the paper grid (2 costs x 3 activations x 2
+inits x 6 lrs x 5 seeds = 360 runs, paper mode, digits, batch 10) with
+:func:`sgdlab.train.batched.train_many`; the single engine on a fixed sample of those
+runs, scaled to the grid, and the ratio; aggregate training samples per second; and the
+achieved GFLOP/s next to the GFLOP/s of one large float64 matrix product measured here.
+
+FLOPs counted (``P_l = (fan_in + 1) * fan_out``, ``P = sum P_l``; ``n`` training rows):
+
+- training, per sample: forward ``2 sum P_l``, weight and bias gradients ``2 sum P_l``,
+  deltas of the hidden layers ``2 sum_{l >= 2} fan_in * fan_out``; per step the update
+  ``2 P`` (``lr * g``, ``theta - .``);
+- evaluation, per epoch: a forward pass ``2 sum P_l`` per row of train, validation and test.
+
+For 64-32-16-10: 12,456 FLOP per training sample and 5,556 per evaluated row, so one
+epoch of one run is about 13.4 MFLOP of training and 10.0 MFLOP of evaluation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+
+from .common import positive_int
+
+COSTS = ("mse", "ce")
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+INITS = ("gaussian", "xavier")
+LRS = (1.0, 0.1, 0.01, 0.001, 0.0001, 0.00001)
+
+
+def register(sub):
+    p = sub.add_parser("bench", help="time the paper grid: batched vs single engine",
+                       description="Train the paper's 360-run grid with the batched engine, a sample of it "
+                                   "with the single engine, and print seconds, ratio, samples/s and GFLOP/s.")
+    p.add_argument("--epochs", type=positive_int, default=30, help="epochs per run (default: 30, the paper's)")
+    p.add_argument("--seeds", type=positive_int, default=5, help="seeds per cell (default: 5: 360 runs)")
+    p.add_argument("--runs-sample", type=positive_int, default=12,
+                   help="runs of the grid timed on the single engine, then scaled (default: 12)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads of the batched engine (default: the cores of this machine)")
+    p.add_argument("--matmul-size", type=positive_int, default=2000,
+                   help="size of the square float64 product taken as the machine's reference (default: 2000)")
+    p.set_defaults(func=run)
+
+
+def paper_grid(epochs=30, seeds=5, dtype="float64"):
+    """The paper's grid in paper mode (output = the hidden activation): 2 x 3 x 2 x 6 x seeds runs."""
+    from ..config import RunConfig
+
+    return [RunConfig(hidden=(32, 16), activation=a, output="same", cost=c, init=i, lr=lr, batch_size=10,
+                      epochs=epochs, seed=s, dtype=dtype)
+            for c, a, i, lr, s in itertools.product(COSTS, ACTIVATIONS, INITS, LRS, range(seeds))]
+
+
+def flops_per_epoch(sizes, n_train, n_eval, batch_size):
+    """(training, evaluation) FLOPs of one epoch of one network (see the module docstring)."""
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    P = sum((a + 1) * b for a, b in layers)
+    per_sample = 4 * P + 2 * sum(a * b for a, b in layers[1:])
+    steps = -(-n_train // batch_size)
+    return per_sample * n_train + 2 * P * steps, 2 * P * n_eval
+
+
+def epochs_run(history) -> int:
+    """Epochs a run actually trained (a diverged run trained its diverging epoch too)."""
+    return history.epochs + (1 if history.status == "diverged" else 0)
+
+
+def matmul_gflops(size=2000, repeat=3) -> float:
+    """GFLOP/s of the best of ``repeat`` float64 ``size x size`` products (BLAS as configured)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((size, size)), rng.standard_normal((size, size))
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * size ** 3 / best / 1e9
+
+
+@dataclass
+class BenchResult:
+    runs: int
+    epochs: int
+    threads: int
+    batched_s: float
+    batched_cpu_s: float
+    sample: int
+    single_sample_s: float
+    single_scaled_s: float
+    samples_per_s: float
+    gflop: float
+    gflops: float
+    matmul_gflops: float
+    diverged: int
+    load: tuple
+
+    @property
+    def ratio(self) -> float:
+        return self.single_scaled_s / self.batched_s
+
+
+def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, matmul_size=2000) -> BenchResult:
+    import numpy as np
+
+    from ..data import load_dataset
+    from ..train import train
+    from ..train.batched import train_many
+
+    threads = threads or os.cpu_count() or 1
+    data = load_dataset("digits")
+    configs = paper_grid(epochs, seeds, dtype)
+    mm = matmul_gflops(matmul_size)
+    train_many(configs[:2], data)  # warm up imports and caches
+    load = os.getloadavg()
+    t, c = time.perf_counter(), time.process_time()
+    results = train_many(configs, data, threads=threads)
+    batched_s, batched_cpu = time.perf_counter() - t, time.process_time() - c
+    sample_idx = np.unique(np.linspace(0, len(configs) - 1, min(runs_sample, len(configs))).round().astype(int))
+    t = time.perf_counter()
+    for i in sample_idx:
+        train(configs[i], data)
+    single_s = time.perf_counter() - t
+    n_train = len(data.y_train)
+    n_eval = n_train + len(data.y_val) + len(data.y_test)
+    sizes = [data.n_features, 32, 16, data.n_classes]
+    f_train, f_eval = flops_per_epoch(sizes, n_train, n_eval, 10)
+    done_epochs = sum(epochs_run(r.history) for r in results)
+    gflop = done_epochs * (f_train + f_eval) / 1e9
+    return BenchResult(len(configs), epochs, threads, batched_s, batched_cpu, len(sample_idx), single_s,
+                       single_s * len(configs) / len(sample_idx), done_epochs * n_train / batched_s, gflop,
+                       gflop / batched_s, mm, sum(r.history.status == "diverged" for r in results),
+                       tuple(round(x, 2) for x in load))
+
+
+def report(r: BenchResult) -> str:
+    return "\n".join([
+        f"paper grid: {r.runs} runs x {r.epochs} epochs (digits, 64-32-16-10, batch 10, paper mode); "
+        f"{r.diverged} diverged",
+        f"machine: {os.cpu_count()} cores, load average before the run {r.load[0]} "
+        "(shared: timings are noisy)",
+        f"batched engine ({r.threads} threads): {r.batched_s:.2f} s wall, {r.batched_cpu_s:.2f} s CPU",
+        f"single engine: {r.single_sample_s:.2f} s for {r.sample} runs -> {r.single_scaled_s:.1f} s for {r.runs} "
+        f"(scaled)",
+        f"speed-up: {r.ratio:.1f}x",
+        f"throughput: {r.samples_per_s:,.0f} training samples/s",
+        f"arithmetic: {r.gflop:.1f} GFLOP -> {r.gflops:.2f} GFLOP/s achieved; one float64 matmul: "
+        f"{r.matmul_gflops:.2f} GFLOP/s ({100 * r.gflops / r.matmul_gflops:.0f} %)",
+    ])
+
+
+def run(args) -> int:
+    r = bench(args.epochs, args.seeds, args.runs_sample, args.dtype, args.threads, args.matmul_size)
+    print(report(r))
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python benchmarks/bench_batched.py [flags]``: the same as ``sgdlab bench``."""
+    from ..cli import main as cli_main
+
+    return cli_main(["bench", *(argv or [])])
