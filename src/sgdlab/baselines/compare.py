@@ -123,13 +123,15 @@ def _default_progress(line: str) -> None:
 
 def run_compare(data: Dataset, *, model_names=MODEL_NAMES, frameworks=FRAMEWORKS, seeds=(0, 1, 2),
                 epochs: int = 30, progress: Callable[[str], None] | None = _default_progress,
-                dataset_name: str | None = None, split=(0.6, 0.2, 0.2), split_seed: int = 0
-                ) -> dict[str, ModelComparison]:
+                dataset_name: str | None = None, split=(0.6, 0.2, 0.2), split_seed: int = 0,
+                sklearn_defaults: bool = True) -> dict[str, ModelComparison]:
     """Train every selected framework on every selected model for every seed.
 
     ``data`` is the split dataset (the same for every framework and seed). A framework whose
     package cannot be imported becomes a "not installed" row; an exception inside one run is
     recorded as an ``error`` row (with its message) and the comparison goes on.
+    ``sklearn_defaults=False`` leaves out the rows of MLPClassifier with its default settings
+    (they train for up to 200 epochs whatever ``epochs`` says).
     """
     model_names = parse_models(model_names)
     frameworks = parse_frameworks(frameworks)
@@ -146,7 +148,8 @@ def run_compare(data: Dataset, *, model_names=MODEL_NAMES, frameworks=FRAMEWORKS
     results = {}
     for name in model_names:
         model = all_models[name]
-        variants = [v for fw in frameworks for v in runner(fw).VARIANTS if name in v.models]
+        variants = [v for fw in frameworks for v in runner(fw).VARIANTS if name in v.models
+                    and (sklearn_defaults or not (v.framework == "sklearn" and v.key.startswith("defaults")))]
         runs: list[SeedRun] = []
         for seed in seeds:
             refs: dict[str, Reference] = {}

@@ -23,6 +23,8 @@ def register(sub):
                    help="comma-separated: sgdlab, sklearn, torch, tensorflow (default: all four)")
     p.add_argument("--models", default="paper,corrected", metavar="LIST",
                    help="comma-separated: paper (sigmoid + ce), corrected (softmax + cce) (default: both)")
+    p.add_argument("--no-sklearn-defaults", action="store_true",
+                   help="leave out MLPClassifier with its default settings (up to 200 epochs of adam; the slowest rows)")
     add_data_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
@@ -39,7 +41,7 @@ def run(args) -> int:
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     results = run_compare(data, model_names=models, frameworks=frameworks, seeds=range(args.seeds),
                           epochs=args.epochs, progress=progress, dataset_name=args.dataset, split=args.split,
-                          split_seed=args.split_seed)
+                          split_seed=args.split_seed, sklearn_defaults=not args.no_sklearn_defaults)
     paths = write_compare(results, args.out)
     for name, mc in results.items():
         print(f"\n{mc.model.title}\n")
