@@ -217,14 +217,16 @@ def test_study_survives_a_worker_killed_mid_study(cluster, client, local_store, 
     from sgdlab.study.store import Store
 
     (tmp_path / "spec.toml").write_text(SPEC)
-    pids = sorted(worker_pids(client))
+    pid_of = client.run(os.getpid)  # worker address -> pid
     write_group, kills = Store.write_group, []
 
     def write_and_kill(self, *args, **kwargs):
         write_group(self, *args, **kwargs)
-        if not kills:  # first group stored: SIGKILL a worker while the rest is still running
-            os.kill(pids[0], signal.SIGKILL)
-            kills.append(pids[0])
+        if not kills:  # first group stored, three to go: SIGKILL a worker, a busy one if any
+            busy = [addr for addr, keys in client.processing().items() if keys and addr in pid_of]
+            pid = pid_of[(busy or sorted(pid_of))[0]]
+            os.kill(pid, signal.SIGKILL)
+            kills.append(pid)
 
     monkeypatch.setattr(Store, "write_group", write_and_kill)
     rc = _study([str(tmp_path / "spec.toml"), "--out", str(tmp_path / "out"), "--backend", "dask",
@@ -245,3 +247,14 @@ def test_cli_unreachable_scheduler_exit_2(tmp_path, monkeypatch, capsys):
     assert rc == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sgdlab: error: --scheduler: cannot reach the Dask scheduler"), err
+
+
+def test_cli_without_dask_says_how_to_install(tmp_path, monkeypatch, capsys):
+    (tmp_path / "spec.toml").write_text(SPEC)
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if dask were not installed
+    monkeypatch.delitem(sys.modules, "sgdlab.study.dask_backend")
+    rc = _study([str(tmp_path / "spec.toml"), "--out", str(tmp_path / "out"), "--backend", "dask",
+                 "--scheduler", "tcp://127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and 'pip install "sgdlab[dask]"' in err, err
+    assert not (tmp_path / "out").exists()  # refused before any store was made

@@ -25,6 +25,14 @@ from typing import Callable, Sequence
 from ..errors import SgdlabError
 
 INSTALL_HINT = 'pip install "sgdlab[dask]"'
+
+# Imported here, not lazily: the runner imports this module before it creates the store,
+# so a missing dask stops the study before anything is written.
+try:
+    from dask.distributed import Client, as_completed
+except ImportError as e:
+    raise SgdlabError(f"--backend dask needs dask.distributed ({e}); {INSTALL_HINT}") from None
+
 TIMEOUT_ENV = "SGDLAB_DASK_TIMEOUT"
 DEFAULT_TIMEOUT = 10.0
 
@@ -46,14 +54,6 @@ def connect_timeout_from_env() -> float:
     return value
 
 
-def _client_class():
-    try:
-        from dask.distributed import Client
-    except ImportError as e:
-        raise SgdlabError(f"--backend dask needs dask.distributed ({e}); {INSTALL_HINT}") from None
-    return Client
-
-
 def _worker_sgdlab_version() -> str:
     """Runs on each worker: the sgdlab it imports (a worker without sgdlab fails to unpickle this)."""
     import sgdlab
@@ -64,7 +64,6 @@ def _worker_sgdlab_version() -> str:
 def connect(scheduler: str, timeout: float | None = None):
     """A ``dask.distributed.Client`` on ``scheduler`` (``tcp://HOST:PORT``), or a one-line
     :class:`SgdlabError` if it cannot be reached within ``timeout`` seconds."""
-    Client = _client_class()
     if timeout is None:
         timeout = connect_timeout_from_env()
     if not isinstance(scheduler, str) or not scheduler.strip():
@@ -121,8 +120,6 @@ def run_tasks(tasks: Sequence, fn: Callable, on_result: Callable, scheduler: str
     client = connect(scheduler, connect_timeout)
     futures = []
     try:
-        from dask.distributed import as_completed
-
         _check_workers(client)
         # pure=False: two studies with equal tasks on one scheduler must not share results
         futures = [client.submit(fn, task, pure=False, retries=retries) for task in tasks]
