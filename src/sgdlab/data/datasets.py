@@ -111,7 +111,7 @@ def read_table(path, label: str | None = None, need_label: bool = True):
     try:
         with open(p, newline="") as f:
             rows = [r for r in csv.reader(f) if r]
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise SgdlabError(f"{path}: cannot read as CSV ({e})") from None
     if len(rows) < 2:
         raise SgdlabError(f"{path}: a CSV needs a header row and at least one data row")
@@ -139,15 +139,27 @@ def read_table(path, label: str | None = None, need_label: bool = True):
     return X, y, names
 
 
+def _csv_width(path) -> int | None:
+    """Number of columns in a CSV's header row (None if unreadable; read_table then says why)."""
+    try:
+        with open(path, newline="") as f:
+            for row in csv.reader(f):
+                if row:
+                    return len(row)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
 def read_features(path, n_features: int | None = None) -> np.ndarray:
     """Features only (for ``predict``); a CSV may or may not hold a label column."""
     p = Path(path)
     if p.suffix.lower() == ".npz":
         X, _, _ = read_table(path, need_label=False)
     else:
-        X, _, names = read_table(path, need_label=False)
-        if n_features is not None and X.shape[1] == n_features + 1:
-            X, _, _ = read_table(path, need_label=True)  # last column is a label: drop it
+        # one column more than the model's inputs: the last is a label (maybe text); drop it
+        with_label = n_features is not None and _csv_width(p) == n_features + 1
+        X, _, _ = read_table(path, need_label=with_label)
     if n_features is not None and X.shape[1] != n_features:
         raise SgdlabError(f"{path}: {X.shape[1]} feature columns, the model expects {n_features}")
     return X
