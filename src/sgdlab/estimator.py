@@ -2,8 +2,10 @@
 
 :class:`SGDNetClassifier` trains the same :class:`~sgdlab.nn.network.Network` with the same
 :class:`~sgdlab.train.optim.SGD` and the same seeded streams as ``sgdlab train``: with
-``random_state=s`` and no early stopping, ``fit(X, y)`` gives bit for bit the network that
-:func:`sgdlab.train` gives for ``RunConfig(seed=s, ...)`` on the same training rows.
+``random_state=s`` and no early stopping, ``fit(X, y)`` gives the network that
+:func:`sgdlab.train` gives for ``RunConfig(seed=s, ...)`` on the same training rows, up to
+float rounding (``train`` uses the packed fast path; this uses ``Network.gradients``, the
+reference path, so that ``partial_fit`` can keep the optimizer between calls).
 It drops into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``.
 
 Defaults differ from the paper's on purpose. A classifier should learn out of the box and
@@ -162,7 +164,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
     def _output_activation(self) -> str:
         return self.activation if self.output == "same" else self.output
 
-    def _validate_params(self) -> RunConfig:
+    def _check_params(self) -> RunConfig:
         """Check every parameter (errors name it) and return the engine's run config."""
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
@@ -286,7 +288,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        config = self._validate_params()
+        config = self._check_params()
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C")
         self._check_y(y)
         classes = np.unique(y)
@@ -348,7 +350,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         """
         first = not hasattr(self, "network_")
         if first:
-            config = self._validate_params()
+            config = self._check_params()
             if classes is None:
                 raise SgdlabError("classes: must be passed on the first call to partial_fit")
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C", reset=first)
