@@ -168,6 +168,10 @@ def run_compare(data: Dataset, *, model_names=MODEL_NAMES, frameworks=FRAMEWORKS
                     r = runner(v.framework).run(v, model.config, data, seed, ref)
                     if v.init == "sgdlab" and r.params:
                         r.deviation, r.final_deviation = trajectory_deviation(r.params, ref.params)
+                    elif v.framework == "sgdlab" and v.dtype != "float64":
+                        # sgdlab's own float32 run, against its float64 run: the size of a
+                        # dtype's effect, to read the other float32 rows against.
+                        r.deviation, r.final_deviation = trajectory_deviation(ref.params, ref_for("float64").params)
                     r.params = None
                 except NotInstalled as e:  # imported once fine, then not (hidden mid-run)
                     missing[v.framework] = str(e)
@@ -190,7 +194,9 @@ def _progress_line(model, seed, v, r, wall):
     if r.status == "error":
         return f"{head}: error: {r.message}"
     s = f"{head}: val {r.val_final:.4f} test {r.test_acc:.4f} in {r.seconds:.2f} s"
-    if r.deviation is not None:
+    if r.deviation is not None and v.framework == "sgdlab":
+        s += "" if v.dtype == "float64" else f", deviation from sgdlab float64 {r.deviation:.1e}"
+    elif r.deviation is not None:
         s += f", deviation from sgdlab {r.deviation:.1e}"
     if r.status != "ok":
         s += f" ({r.status})"
@@ -247,6 +253,12 @@ def _fmt_dev(x):
     return "-" if x is None or not math.isfinite(x) else f"{x:.1e}"
 
 
+def _dev_cell(r: Row) -> str:
+    if r.framework == "sgdlab":
+        return "reference" if r.dtype == "float64" else f"{_fmt_dev(r.deviation)} (vs float64)"
+    return _fmt_dev(r.deviation)
+
+
 INIT_LABEL = {"sgdlab": "sgdlab's", "own": "own", "-": "-"}
 
 
@@ -268,7 +280,7 @@ def table_markdown(rows: list[Row]) -> str:
         lines.append(f"| {r.framework} | {r.variant} | {r.version} | {r.dtype} | {INIT_LABEL.get(r.init, r.init)} | "
                      f"{_fmt_acc(r.val_mean, r.val_std)} | {_fmt_acc(r.test_mean, r.test_std)} | "
                      f"{_fmt_num(r.seconds, '.2f')} | {_fmt_num(r.samples_per_second, ',.0f')} | "
-                     f"{_fmt_dev(r.deviation)} | {notes.replace('|', '/')} |")
+                     f"{_dev_cell(r)} | {notes.replace('|', '/')} |")
     return "\n".join(lines)
 
 
@@ -280,7 +292,8 @@ NOTES = """\
 - *init sgdlab's*: the row starts from sgdlab's initial weights for the same seed (xavier N(0,1)/sqrt(fan_in)
   weights, N(0,1) biases) and is fed sgdlab's minibatch order, so its parameters can be compared with sgdlab's
   after every epoch. *deviation from sgdlab* is the largest |parameter difference| over all parameters and
-  epoch ends, largest over the seeds, against sgdlab's run in the same dtype.
+  epoch ends, largest over the seeds, against sgdlab's run in the same dtype; sgdlab's float32 row gives
+  its own distance from sgdlab's float64 run, the scale to read the other float32 rows against.
 - *init own*: the framework's own initialiser and shuffling, seeded by the run's seed, as its users would
   write it. scikit-learn's MLPClassifier draws weights *and* biases uniformly in ±sqrt(2/(fan_in+fan_out))
   for logistic units; Keras draws Glorot-uniform kernels and zero biases.
