@@ -33,6 +33,10 @@ def failing_task(task):
     raise RuntimeError(f"task {task} broke")
 
 
+def suicidal_task(task):
+    os.kill(os.getpid(), signal.SIGKILL)  # the worker dies every time it runs this task
+
+
 @pytest.fixture(scope="module")
 def cluster():
     import cloudpickle
@@ -111,6 +115,14 @@ def test_worker_killed_mid_task_has_its_task_rerun_elsewhere(cluster, client, tm
 def test_a_task_that_raises_is_retried_then_reported(cluster):
     with pytest.raises(RuntimeError, match="task 3 broke"):
         run_tasks([3], failing_task, lambda r: None, cluster.scheduler_address, retries=1)
+
+
+def test_a_task_that_keeps_killing_workers_stops_the_study_in_one_line(cluster, client, monkeypatch):
+    monkeypatch.setattr(cluster.scheduler, "allowed_failures", 0)  # give up on the first lost worker
+    with pytest.raises(SgdlabError, match="died too often") as e:
+        run_tasks([0], suicidal_task, lambda r: None, cluster.scheduler_address)
+    assert "\n" not in str(e.value) and "--resume" in str(e.value)
+    client.wait_for_workers(2, timeout=60)
 
 
 def test_interrupt_cancels_outstanding_tasks(cluster, client, tmp_path):
