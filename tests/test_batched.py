@@ -292,3 +292,27 @@ def test_study_engines_give_the_same_tables(tmp_path):
         assert fb[k][0] == fs[k][0] and fb[k][2] == fs[k][2]
         assert rel_close(fb[k][1], fs[k][1])
     assert table(batched) == table(single)
+
+
+# -- sgdlab bench --------------------------------------------------------------------------------
+
+def test_bench_command_prints_every_figure(capsys):
+    from sgdlab.cli import main
+    from sgdlab.commands.bench import flops_per_epoch
+
+    assert main(["bench", "--epochs", "1", "--seeds", "1", "--runs-sample", "2", "--matmul-size", "200"]) == 0
+    out = capsys.readouterr().out
+    for text in ("72 runs x 1 epochs", "batched engine", "single engine", "for 2 runs", "speed-up",
+                 "samples/s", "GFLOP/s achieved", "one float64 matmul"):
+        assert text in out
+    train, evaluation = flops_per_epoch([64, 32, 16, 10], 1078, 1797, 10)
+    assert train == 12_456 * 1078 + 2 * 2778 * 108 and evaluation == 5556 * 1797
+
+
+def test_bench_rejects_bad_flags(capsys):
+    from sgdlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--epochs", "0"])
+    assert e.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
