@@ -61,7 +61,12 @@ def test_backprop_matches_finite_differences(hidden_act, output, cost, shape):
     if cost == "ce":
         # ce's value clips outputs to [eps, 1-eps]; keep clear of the clip so it is smooth
         assume(np.all((net.predict_proba(X) > 1e-6) & (net.predict_proba(X) < 1 - 1e-6)))
-    r = gradcheck(net, X, Y)
+    # Finite differences carry a round-off error of about 1e-16 * |C| / eps per entry: where
+    # saturated units make the whole gradient vanish (||g|| ~ 1e-5) that noise alone exceeds
+    # a 1e-6 relative error, whatever backprop does. Such draws test nothing; skip them.
+    g = net.gradients(X, Y)
+    assume(np.sqrt(sum(np.sum(p * p) for p in [*g.weights, *g.biases])) > 1e-3)
+    r = gradcheck(net, X, Y, eps=1e-6)
     assert r.relative_error < 1e-6, (r.relative_error, r.per_layer)
     assert r.n_params == sum(p.size for p in net.params)
 
