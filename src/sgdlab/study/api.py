@@ -34,7 +34,8 @@ class StudyResults:
 
     def rows(self) -> list[dict]:
         """One flat dict per run: key, mode, cost, activation, output (the activation used),
-        init, lr, momentum, l2, bias_init, seed, status, the final metrics and the error text."""
+        init, lr, momentum, l2, bias_init, seed, status, the final metrics, the error text and the
+        engine that trained it."""
         out = []
         for r in self.records:
             c = r.config
@@ -43,6 +44,7 @@ class StudyResults:
                    "l2": c.l2, "bias_init": c.bias_init, "seed": c.seed, "status": r.status}
             row.update({k: r.final.get(k) for k in FINAL_KEYS})
             row["error"] = r.error
+            row["engine"] = r.engine
             out.append(row)
         return out
 
