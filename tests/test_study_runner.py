@@ -257,3 +257,25 @@ def test_spec_from_dict_and_text_in_the_api():
 
     assert _as_spec(tomllib.loads(SMALL)).digest() == s1.digest()
     assert _as_spec(SMALL).digest() == s1.digest()
+
+
+def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
+    import sys
+
+    train_pkg = sys.modules["sgdlab.train"]
+    real_train, calls = train_pkg.train, []
+
+    def counting(config, data=None, **kw):
+        calls.append(config)
+        return real_train(config, data, **kw)
+
+    monkeypatch.setattr(train_pkg, "train", counting)
+    spec = """epochs = 2\nlr = 1.0\ninit = "xavier"\ncost = "ce"\nactivation = ["sigmoid", "tanh"]
+[[grid]]\nmode = "paper"\noutput = "same"\n[[grid]]\nmode = "corrected"\noutput = "sigmoid"\n"""
+    res = run_study(spec, tmp_path / "o", jobs=1, engine="single", progress=False)
+    assert len(res.records) == 4 and len(calls) == 3  # sigmoid/"same" == sigmoid/"sigmoid"
+    by = {(r.mode, r.config.activation): r for r in res.records}
+    a, b = by[("paper", "sigmoid")], by[("corrected", "sigmoid")]
+    assert a.key != b.key and a.config.output == "same" and b.config.output == "sigmoid"
+    assert a.history.to_dict() == b.history.to_dict() and a.test_predictions == b.test_predictions
+    assert by[("paper", "tanh")].history.val_acc != by[("corrected", "tanh")].history.val_acc

@@ -9,6 +9,7 @@ its error text; the study goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -94,18 +95,39 @@ def run_group(task: Task) -> list[RunRecord]:
     single engine so that one bad run cannot sink its group.
     """
     data = _dataset_for(task.runs[0].config)
+    # Runs that differ only in how the output activation is written (paper mode's "same" on
+    # a sigmoid network, corrected mode's "sigmoid") are one computation: train it once.
+    unique: dict = {}
+    for r in task.runs:
+        unique.setdefault(_computation(r.config), r)
+    todo = list(unique.values())
+    done: dict = {}
     if task.engine == "batched":
         from ..train.batched import train_many
 
         try:
-            results = train_many([r.config for r in task.runs], data)
-            if len(results) != len(task.runs):
-                raise RuntimeError(f"train_many returned {len(results)} results for {len(task.runs)} configs")
-            return [_record(r, res, data, "batched") for r, res in zip(task.runs, results)]
+            results = train_many([r.config for r in todo], data)
+            if len(results) != len(todo):
+                raise RuntimeError(f"train_many returned {len(results)} results for {len(todo)} configs")
+            done = {_computation(r.config): _record(r, res, data, "batched") for r, res in zip(todo, results)}
         except Exception as e:
-            print(f"sgdlab: warning: batched engine failed on a group of {len(task.runs)} runs "
+            print(f"sgdlab: warning: batched engine failed on a group of {len(todo)} runs "
                   f"({_error_text(e)}); training them one by one", file=sys.stderr)
-    return [_train_single(r, data) for r in task.runs]
+            done = {}
+    if not done:
+        done = {_computation(r.config): _train_single(r, data) for r in todo}
+    out = []
+    for r in task.runs:
+        rec = done[_computation(r.config)]
+        if rec.key != r.key:
+            rec = dataclasses.replace(rec, key=r.key, mode=r.mode, config=r.config)
+        out.append(rec)
+    return out
+
+
+def _computation(config):
+    """What decides a run's numbers: its config with ``output="same"`` spelled out."""
+    return dataclasses.replace(config, output=config.output_activation)
 
 
 # --------------------------------------------------------------------------- dispatch
