@@ -325,11 +325,12 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         dispatch = _dask_run_tasks()
     engine = resolve_engine(engine, warn)
     runs = expand(spec)
-    resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same)
-    # Load the data once here: a bad CSV or an impossible split fails before any store is made.
+    # Load the data once here: a bad CSV or an impossible split fails before any store is
+    # made (or, with force, deleted).
     from ..data import load_dataset
 
     load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label)
+    resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same)
 
     store = Store(out / STORE_NAME, writable=True) if resuming else Store.create(out / STORE_NAME, spec)
     indices = {r.key: r.index for r in runs}
