@@ -279,3 +279,13 @@ def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
     assert a.key != b.key and a.config.output == "same" and b.config.output == "sigmoid"
     assert a.history.to_dict() == b.history.to_dict() and a.test_predictions == b.test_predictions
     assert by[("paper", "tanh")].history.val_acc != by[("corrected", "tanh")].history.val_acc
+
+
+def test_report_hook_is_skipped_with_a_line_when_the_report_package_is_missing(small_study, monkeypatch, capsys):
+    import sys
+
+    from sgdlab.commands.study import render_report
+
+    monkeypatch.setitem(sys.modules, "sgdlab.report", None)  # as if sgdlab.report did not exist
+    assert render_report(small_study[1]) == 0
+    assert capsys.readouterr().out.startswith("report skipped: sgdlab.report is not available")
