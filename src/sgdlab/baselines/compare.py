@@ -365,6 +365,9 @@ def _write_figure(stem: Path, d, rows) -> list[Path]:
                 label=f"{r.framework} {r.variant} ({INIT_LABEL.get(r.init, r.init)} init)")
         drawn += 1
     data = d["data"]
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation accuracy ({data['n_val']} rows), mean over {len(d['seeds'])} seed(s)")
     ax.set_title(f"{d['title']}", fontsize=9)
