@@ -180,13 +180,18 @@ def augment(X) -> np.ndarray:
     return out
 
 
+# A Python number in a ufunc call costs about as much as the operation itself on these
+# small arrays (dtype discovery and promotion); 0-d arrays of the right dtype do not.
+_ONES = {np.dtype(t): np.ones((), dtype=t) for t in DTYPES.values()}
+
+
 # In-place activations, out = f(z). Same values as activations.py up to float rounding.
 def _sigmoid_into(z, out):
     # 1 / (1 + exp(-z)); exp overflows to inf for z < -709 and gives exactly 0 (callers
     # run under np.errstate(over="ignore")).
     np.negative(z, out=out)
     np.exp(out, out=out)
-    out += 1
+    np.add(out, _ONES[out.dtype], out=out)
     np.reciprocal(out, out=out)
 
 
@@ -215,14 +220,14 @@ _FORWARD_INTO = {
 # In-place chain rule for elementwise activations: delta *= f'(z), from the output a where
 # that is cheaper (``tmp`` is scratch of delta's shape).
 def _sigmoid_times(delta, z, a, tmp):
-    np.subtract(1, a, out=tmp)
+    np.subtract(_ONES[tmp.dtype], a, out=tmp)
     tmp *= a
     delta *= tmp
 
 
 def _tanh_times(delta, z, a, tmp):
     np.multiply(a, a, out=tmp)
-    np.subtract(1, tmp, out=tmp)
+    np.subtract(_ONES[tmp.dtype], tmp, out=tmp)
     delta *= tmp
 
 
@@ -257,6 +262,7 @@ class _Buffers:
         self.a = [h[:-1] for h in self.hidden] + [np.empty((sizes[-1], n), dtype=dtype)]
         self.delta = [np.empty((size, n), dtype=dtype) for size in sizes[1:]]
         self.tmp = [np.empty((size, n), dtype=dtype) for size in sizes[1:]]
+        self.n = np.array(n, dtype=dtype)  # the batch size, as a 0-d array (see _ONES)
         self.L = len(sizes) - 1
 
 
@@ -317,10 +323,10 @@ class PackedNetwork:
         blocks, zs, acts, hidden_into = self.blocks, buf.z, buf.a, self._hidden_into
         prev = Xa.T
         for l in range(buf.L - 1):
-            np.matmul(blocks[l].T, prev, out=zs[l])
+            np.dot(blocks[l].T, prev, out=zs[l])
             hidden_into(zs[l], acts[l])
             prev = buf.hidden[l]
-        np.matmul(blocks[-1].T, prev, out=zs[-1])
+        np.dot(blocks[-1].T, prev, out=zs[-1])
         self._out_into(zs[-1], acts[-1])
 
     def _buffers_for(self, n) -> _Buffers:
@@ -367,15 +373,15 @@ class PackedNetwork:
         else:
             net = self.net
             delta[...] = net._out.backward(z.T, a.T, net._cost.grad(a.T, Y)).T
-        np.divide(delta, n, out=delta)
+        np.divide(delta, buf.n, out=delta)
         # backward (eq. 7-9): grad [W_l; b_l] = [A_{l-1}; 1] @ Delta_l.T,
         # Delta_{l-1}.T = (W_l @ Delta_l.T) * f'(Z_{l-1}.T)
         times = self._hidden_times
         for l in range(L - 1, -1, -1):
             prev = buf.hidden[l - 1] if l else Xa.T
-            np.matmul(prev, deltas[l].T, out=self.grad_blocks[l])
+            np.dot(prev, deltas[l].T, out=self.grad_blocks[l])
             if l:
-                np.matmul(self.weights[l], deltas[l], out=deltas[l - 1])
+                np.dot(self.weights[l], deltas[l], out=deltas[l - 1])
                 if times is not None:
                     times(deltas[l - 1], zs[l - 1], acts[l - 1], tmps[l - 1])
         return self.grad

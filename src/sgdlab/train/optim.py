@@ -29,6 +29,7 @@ class SGD:
         self.flat_velocity: np.ndarray | None = None
         self._scratch: np.ndarray | None = None
         self._decay: np.ndarray | None = None
+        self._lr: np.ndarray | None = None
 
     def step(self, weights, biases, grads) -> None:
         """Update ``weights`` and ``biases`` in place from a :class:`Gradients`."""
@@ -82,5 +83,8 @@ class SGD:
                 g += tmp
             else:
                 g = v
-        np.multiply(g, self.lr, out=tmp)
+        lr = self._lr
+        if lr is None or lr.dtype != theta.dtype or lr != self.lr:
+            lr = self._lr = np.array(self.lr, dtype=theta.dtype)  # 0-d: cheaper than a float here
+        np.multiply(g, lr, out=tmp)
         theta -= tmp
