@@ -13,8 +13,10 @@ Rows:
   ``compile(SGD(lr), loss="binary_crossentropy" | "categorical_crossentropy")`` and
   ``fit(batch_size, shuffle=True)`` one epoch at a time. Keras's ``binary_crossentropy``
   *averages* over the outputs where the paper's ``ce`` sums them, so the paper's model
-  trains with a tenth of the gradient there; and ``metrics=["accuracy"]`` with that loss
-  means Keras's per-output ``binary_accuracy``, recorded in the notes.
+  trains with 1/k of the gradient there (k outputs). Its note also records the per-output
+  binary accuracy (``tf.keras.metrics.BinaryAccuracy``: each of the k outputs thresholded at
+  0.5 and counted; a model that outputs all zeros scores 1 - 1/k), a number easily mistaken for
+  an accuracy.
 """
 
 from __future__ import annotations
@@ -178,8 +180,7 @@ def _run_own(tf, config, data, seed, out):
             probs = model(Xv, training=False).numpy()
             binary = float(np.mean((probs > 0.5) == (Yv > 0.5)))
             out.message = (f"loss binary_crossentropy: the mean over the {k} outputs, 1/{k} of ce's gradient; "
-                           f"validation per-output binary accuracy {binary:.4f} (Keras 2's metrics=['accuracy'] "
-                           "for this loss)")
+                           f"validation per-output binary accuracy (BinaryAccuracy) {binary:.4f}")
         else:
             out.message = "loss categorical_crossentropy"
     out.samples = len(data.y_train) * len(out.val_acc)
