@@ -160,3 +160,10 @@ def test_float32_trains(digits):
 def test_any_batch_size(batch_size, digits):
     hist = train(RunConfig(epochs=1, seed=0, batch_size=batch_size, lr=0.5), digits).history
     assert hist.status == "done" and np.isfinite(hist.train_loss[0])
+
+
+def test_continue_a_float32_network_under_a_float64_config(digits):
+    net = build_network(RunConfig(dtype="float32"), digits.n_features, digits.n_classes)
+    result = train(RunConfig(epochs=1, seed=0), digits, network=net)
+    assert all(p.dtype == np.float32 for p in result.network.params)
+    assert result.history.status == "done"

@@ -93,10 +93,10 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     """
     if data is None:
         data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
-    dtype = np.dtype(config.dtype)
-    data = data.astype(dtype)
     init_rng, shuffle_rng = rng_streams(config.seed)
     net = network or build_network(config, data.n_features, data.n_classes, init_rng)
+    dtype = np.dtype(net.dtype)  # config.dtype, or that of the network given to continue
+    data = data.astype(dtype)
     opt = SGD(config.lr, config.momentum, config.nesterov, config.l2)
     k = data.n_classes
     Y_train = one_hot(data.y_train, k, dtype)
