@@ -159,6 +159,10 @@ def test_gradcheck_command(capsys):
     assert code == 0, out + err
     assert "PASS" in out and "relative error" in out and "W0" in out
     assert_one_line_error(*cli(capsys, "gradcheck", "--cost", "cce")[::2])
+    assert_one_line_error(*cli(capsys, "gradcheck", "--eps", "0")[::2])
+    # a tolerance no finite-difference check can meet: exit 1, the verdict on stdout
+    code, out, _ = cli(capsys, "gradcheck", "--layers", "3", "--samples", "2", "--tol", "1e-300")
+    assert code == 1 and "FAIL" in out
 
 
 # -- the real console script -----------------------------------------------------------------

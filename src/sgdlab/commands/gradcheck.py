@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(sub):
-    from .common import add_data_args, add_network_args, positive_int
+    from .common import add_data_args, add_network_args, positive_float, positive_int
 
     p = sub.add_parser("gradcheck", help="check backprop against finite differences",
                        description="Compare backprop's gradients with central differences in float64, "
@@ -12,8 +12,9 @@ def register(sub):
     add_data_args(p)
     add_network_args(p)
     p.add_argument("--samples", type=positive_int, default=10, help="minibatch size to check on (default: 10)")
-    p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (default: 1e-6)")
-    p.add_argument("--tol", type=float, default=1e-6, help="pass when the relative error is below this")
+    p.add_argument("--eps", type=positive_float, default=1e-6, help="finite-difference step (default: 1e-6)")
+    p.add_argument("--tol", type=positive_float, default=1e-6,
+                   help="pass when the norm-wise relative error is below this (default: 1e-6); exit 1 otherwise")
     p.set_defaults(func=run)
 
 
