@@ -171,6 +171,14 @@ def test_cli_bad_names_exit_2(argv, needle, capsys, tmp_path):
     assert not (tmp_path / "compare").exists()
 
 
+def test_cli_unwritable_out_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["compare", "--out", str(blocker), "--frameworks", "sgdlab", "--seeds", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "--out: cannot create" in captured.err and "compare: " not in captured.err  # nothing trained
+
+
 @pytest.mark.parametrize("argv", [["--seeds", "0"], ["--seeds", "two"], ["--epochs", "-3"], ["--epochs", "1.5"]])
 def test_cli_bad_numbers_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:

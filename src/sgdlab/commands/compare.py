@@ -38,6 +38,7 @@ def run(args) -> int:
     frameworks = parse_frameworks(args.frameworks)  # bad names fail before any data is loaded
     models = parse_models(args.models)
     data = load_dataset(args.dataset, args.split, args.split_seed, args.label)
+    _writable(args.out)  # fail before minutes of training, not after
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     results = run_compare(data, model_names=models, frameworks=frameworks, seeds=range(args.seeds),
                           epochs=args.epochs, progress=progress, dataset_name=args.dataset, split=args.split,
@@ -48,3 +49,15 @@ def run(args) -> int:
         print(table_markdown(mc.rows()))
     print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _writable(out):
+    from pathlib import Path
+
+    from ..errors import SgdlabError
+
+    folder = Path(out) / "compare"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SgdlabError(f"--out: cannot create {folder}: {e.strerror or e}") from None
