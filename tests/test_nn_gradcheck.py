@@ -127,11 +127,16 @@ def test_packed_gradient_equals_network_gradients(hidden_act, output, cost):
     """PackedNetwork (in place, flat, samples as columns) computes Network.backward's gradients,
     for every pairing, the paper's tanh/relu outputs under ce included."""
     rng = np.random.default_rng(len(hidden_act) * 7 + len(output))
-    net = Network([5, 4, 3, 3], hidden_act, output, cost).initialize("xavier", "normal", rng)
+    for sizes in ([5, 4, 3, 3], [5, 3]):  # two hidden layers; none
+        _check_packed(Network(sizes, hidden_act, output, cost).initialize("xavier", "normal", rng), rng)
+
+
+def _check_packed(net, rng):
     packed = PackedNetwork(net)
+    n_in, n_out = net.sizes[0], net.sizes[-1]
     for n in (1, 7, 10, 7):  # buffers per batch size, reused
-        X = rng.standard_normal((n, 5))
-        Y = one_hot(rng.integers(0, 3, n), 3)
+        X = rng.standard_normal((n, n_in))
+        Y = one_hot(rng.integers(0, n_out, n), n_out)
         g = net.gradients(X, Y)
         ref = np.concatenate([p.ravel() for wb in zip(g.weights, g.biases) for p in wb])
         with np.errstate(over="ignore"):
