@@ -176,7 +176,7 @@ def test_cli_unwritable_out_fails_before_training(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["compare", "--out", str(blocker), "--frameworks", "sgdlab", "--seeds", "1"]) == 2
     captured = capsys.readouterr()
-    assert "--out: cannot create" in captured.err and "compare: " not in captured.err  # nothing trained
+    assert "--out: cannot create" in captured.err and "seed 0" not in captured.err  # nothing trained
 
 
 @pytest.mark.parametrize("argv", [["--seeds", "0"], ["--seeds", "two"], ["--epochs", "-3"], ["--epochs", "1.5"]])
