@@ -132,6 +132,10 @@ def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> S
                 out.status = "diverged"
                 break
             seconds += time.perf_counter() - t0
+            if variant.init == "sgdlab" and clf._next_layer != len(ref.weights):
+                # The private hook was not called: this scikit-learn initialises differently.
+                raise RuntimeError(f"scikit-learn {sklearn.__version__} did not call MLPClassifier._init_coef; "
+                                   "sgdlab's initial weights cannot be injected")
             snapshots.append(_params(clf))
             out.val_acc.append(accuracy(clf.predict_proba(data.X_val), data.y_val))
         if out.status == "ok":
