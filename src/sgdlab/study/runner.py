@@ -290,9 +290,11 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
     except SgdlabError as e:
         raise SgdlabError(f"--out: {e}; choose another --out, or --force to replace it") from None
     if digest != spec.digest():
+        new = spec.to_dict()
+        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
         raise SgdlabError(
-            f"--out: {out} holds a different study ({old.get('name')!r}, {n} runs stored, spec digest {digest}; "
-            f"this spec: {spec.name!r}, {spec.digest()}); choose another --out, or --force to delete its "
+            f"--out: {out} holds a different study ({old.get('name')!r}, {n} runs stored; it differs from "
+            f"this spec in: {', '.join(diff)}); choose another --out, or --force to delete its "
             "results and start over")
     if not (resume or resume_same):
         raise SgdlabError(f"--out: {out} already holds this study ({n} runs stored); add --resume to "
