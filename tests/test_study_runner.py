@@ -131,6 +131,7 @@ def test_out_holding_this_or_another_study_is_refused(small_study, tmp_path, cap
     assert main(["study", str(other), "--out", str(out), "--quiet", "--no-report"]) == 2
     err = capsys.readouterr().err
     assert "holds a different study ('small'" in err and "--force" in err
+    assert "differs from this spec in: epochs" in err
     with Store(out) as st:
         assert st.count() == 8  # untouched
 
