@@ -14,7 +14,8 @@ from sgdlab.errors import SgdlabError
 from sgdlab.nn.activations import ACTIVATIONS
 from sgdlab.train import train
 from sgdlab.train.batched import (bytes_per_model, chunk_size, n_params, plan, train_many)
-from sgdlab.train.batched_kernels import forward_into, times_derivative
+from sgdlab.nn.costs import get_cost
+from sgdlab.train.batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
 
 PARTS = ("train", "val", "test")
 
@@ -71,21 +72,37 @@ MIXED = (
 )
 
 
+def perturbed(data):
+    """``data`` with every training input one rounding step (2^-52 relative) larger."""
+    d = data
+    return type(d)(d.name, d.X_train * (1 + 2.0**-52), d.y_train, d.X_val, d.y_val, d.X_test, d.y_test, d.classes)
+
+
+def max_rel_diff(ra, rb) -> float:
+    return max(float(np.max(np.abs(a - b))) / max(1.0, float(np.max(np.abs(b))))
+               for a, b in zip(ra.network.params, rb.network.params))
+
+
 @pytest.fixture(scope="module")
 def mixed(digits):
     batched = train_many(MIXED, digits)
     single = [train(c, digits) for c in MIXED]
-    return batched, single
+    # How far the single engine itself moves when its inputs move by one rounding step: the
+    # batched engine sums in another order, so only runs that are insensitive to that (the
+    # "well-conditioned" ones) can be held to 1e-9; the others are compared by outcome.
+    moved = train_many(MIXED, perturbed(digits))  # (any engine: only the order of magnitude matters)
+    sensitive = [rs.history.status == "done" and max_rel_diff(rm, rs) > 1e-12 for rm, rs in zip(moved, single)]
+    return batched, single, sensitive
 
 
 def test_mixed_group_matches_single_engine(mixed):
-    batched, single = mixed
+    batched, single, sensitive = mixed
     assert len(batched) == len(MIXED)
-    for c, rb, rs in zip(MIXED, batched, single):
+    assert sum(sensitive) <= len(MIXED) // 4  # most of the group is held to 1e-9
+    for c, rb, rs, chaotic in zip(MIXED, batched, single, sensitive):
         assert rb.config == c
         assert rb.network.sizes == rs.network.sizes and rb.network.output == rs.network.output
-        chaotic = c.cost == "ce" and c.output_activation in ("tanh", "relu")
-        if chaotic:  # saturating outputs under ce: compare the outcome, not the trajectory
+        if chaotic:  # e.g. saturating outputs under ce: compare the outcome, not the trajectory
             assert rb.history.status == rs.history.status and rb.history.epochs == rs.history.epochs
             assert abs(rb.history.val_acc[-1] - rs.history.val_acc[-1]) <= 0.05
         else:
@@ -93,7 +110,7 @@ def test_mixed_group_matches_single_engine(mixed):
 
 
 def test_diverging_member_marked_and_others_undisturbed(mixed, digits):
-    batched, single = mixed
+    batched, single, _ = mixed
     i = MIXED.index(cfg(activation="tanh", output="identity", cost="mse", init="gaussian", lr=1.0, seed=0))
     assert single[i].history.status == "diverged"  # the premise: this run does diverge
     assert batched[i].history.status == "diverged"
@@ -104,15 +121,8 @@ def test_diverging_member_marked_and_others_undisturbed(mixed, digits):
     alone = train_many([MIXED[j] for j in mates], digits)
     for j, r in zip(mates, alone):
         assert batched[j].history.status == "done"
-        assert batched[j].history.to_dict() | {"seconds": []} == r.history.to_dict() | {"seconds": []}
-        for a, b in zip(batched[j].network.params, r.network.params):
-            np.testing.assert_array_equal(a, b)
-
-
-def strip(result):
-    d = result.history.to_dict()
-    d.pop("seconds")
-    return json.dumps(d), [p.tobytes() for p in result.network.params]
+        assert np.isfinite(batched[j].network.params[0]).all()
+        assert_same_run(batched[j], r, rtol=1e-12)
 
 
 def test_chunking_and_threads_do_not_change_results(small):
@@ -124,13 +134,16 @@ def test_chunking_and_threads_do_not_change_results(small):
     assert len(chunks) >= 5 and max(len(m) for _, m in chunks) <= 5  # really several chunks
     one = train_many(configs, small)
     assert len(plan(configs, small)) == 1
+    # a BLAS product may sum in another order for another width: equal within rounding
     for other in (train_many(configs, small, max_bytes=5 * per),
                   train_many(configs, small, max_bytes=1),  # one model per chunk
                   train_many(configs, small, threads=2)):
-        assert [strip(r) for r in other] == [strip(r) for r in one]
+        for a, b in zip(other, one):
+            assert_same_run(a, b, rtol=1e-12)
     # order of the configs does not matter either
     rev = train_many(configs[::-1], small)
-    assert [strip(r) for r in rev[::-1]] == [strip(r) for r in one]
+    for a, b in zip(rev[::-1], one):
+        assert_same_run(a, b, rtol=1e-12)
 
 
 def test_momentum_nesterov_l2_per_model(small):
@@ -175,7 +188,7 @@ def test_patience_epochs_and_on_epoch(small):
 
 
 def test_network_outputs_are_usable(mixed, digits):
-    batched, single = mixed
+    batched, single, _ = mixed
     j = 0
     np.testing.assert_array_equal(batched[j].network.predict(digits.X_test), single[j].network.predict(digits.X_test))
     assert batched[j].network.evaluate(digits.X_val, digits.y_val) == pytest.approx(
@@ -193,11 +206,16 @@ def test_empty_and_bad_threads(small):
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_training_kernels_match_activations(name):
     rng = np.random.default_rng(1)
-    z = rng.standard_normal((3, 10, 7)) * 4  # (models, units, samples)
+    z = rng.standard_normal((7, 3, 10)) * 4  # (samples, models, units)
+    z[0, 0, :3] = (1e-9, -40.0, 400.0)  # tiny, saturated, overflowing exp(2 z)
     out = np.empty_like(z)
     forward_into(name)(z, out)
-    want = ACTIVATIONS[name].fn(z.swapaxes(-1, -2)).swapaxes(-1, -2)  # units last there
-    np.testing.assert_allclose(out, want, rtol=1e-14, atol=1e-300)
+    want = ACTIVATIONS[name].fn(z)
+    # tanh as 1 - 2 / (1 + exp(2 z)): exact to 2.5e-16 absolute (what the next layer sums)
+    np.testing.assert_allclose(out, want, rtol=1e-14, atol=3e-16 if name == "tanh" else 1e-300)
+    inplace = z.copy()
+    forward_into(name)(inplace, inplace)
+    np.testing.assert_array_equal(inplace, out)
     times = times_derivative(name)
     if ACTIVATIONS[name].derivative is not None:
         g = rng.standard_normal(z.shape)
@@ -208,6 +226,33 @@ def test_training_kernels_match_activations(name):
             delta = g.copy()
             times(delta, z, out, np.empty_like(z))
             np.testing.assert_allclose(delta, want, rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("cost", ["mse", "ce", "cce"])
+def test_loss_kernel_matches_costs(cost):
+    rng = np.random.default_rng(2)
+    n, k, u = 9, 4, 5
+    a = rng.uniform(-0.2, 1.2, (n, k, u))  # outside [0, 1] too: the ce clip
+    if cost == "cce":
+        a = np.exp(a) / np.exp(a).sum(axis=-1, keepdims=True)
+    y = rng.integers(0, u, n)
+    Y = np.eye(u)[y]
+    got = loss_sums(cost, a, Y[:, None, :].astype(bool), np.empty_like(a)) / n
+    want = [get_cost(cost).value(a[:, j], Y) for j in range(k)]
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+@pytest.mark.parametrize("output", ["tanh", "relu", "identity"])
+def test_ce_delta_kernel_matches_chain_rule(output):
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((6, 3, 4)) * 2
+    a = ACTIVATIONS[output].fn(z)
+    Y = np.eye(4)[rng.integers(0, 4, 6)][:, None, :]
+    want = ACTIVATIONS[output].backward(z, a, get_cost("ce").grad(a, Y))
+    got = np.empty_like(z)
+    times = times_derivative(output) or (lambda d, z, a, t: None)
+    ce_times_into(got, a, Y, times, z, np.empty_like(z))
+    np.testing.assert_allclose(got, want, rtol=1e-13)
 
 
 # -- memory ------------------------------------------------------------------------------------

@@ -1,35 +1,35 @@
-"""Many networks of the same layer sizes trained together along a leading model axis.
+"""Many networks of the same layer sizes trained together along a model axis.
 
 A study is hundreds of small independent networks. Trained one at a time, numpy spends
 its time in Python and call overhead; stacked along a model axis, one numpy call does the
 work of every network. :func:`train_many` is the same algorithm as :func:`sgdlab.train.train`
 (same initial weights, minibatch order, update rule, per-epoch metrics, divergence and early
-stopping) for ``K`` models at once.
+stopping) for ``K`` models at once, equal to it within float rounding (1e-12 relative or
+better on well-conditioned runs; see ``docs/batched.md``).
 
-Layout (``K`` models, layer ``l`` with ``fan_in -> fan_out`` units):
+Layout (``K`` models, ``b`` samples in a minibatch, layer ``l`` with ``fan_in -> fan_out``
+units; samples are rows, as in the single engine):
 
-- the parameters of each model are one flat row of ``theta``, shape ``(K, P)``, in the
-  single engine's packed order (``[W0; b0], [W1; b1], ...``); layer ``l`` is the view
-  ``(K, fan_in + 1, fan_out)`` whose last row is the bias, so with a column of ones appended
-  to the previous activations a layer is one batched product ``Z = [A, 1] @ [W; b]`` and its
-  weight and bias gradients are one product ``[A, 1]^T @ Delta``;
-- each minibatch is gathered into a preallocated ``(K, batch, fan_in + 1)`` buffer (models that
-  share a seed share a row of indices; when all of a chunk's models share one seed the
-  minibatch is gathered once and broadcast);
-- every product is ``np.matmul`` over the model axis, which runs the same BLAS kernel on the
-  same matrices as the single engine, so a model's result does not depend on which other
-  models share its call, and in practice equals the single engine's bit for bit;
-- elementwise work (activations, chain rule, the SGD update with each model's lr, momentum
-  and L2 as ``(K, 1)`` columns) is done in place on whole stacks; the output delta is
-  computed per contiguous *segment* of models that share a cost;
-- after each epoch, every model is evaluated on the full train, validation and test sets
-  (:func:`evaluate`, with :mod:`sgdlab.nn.activations` and :mod:`sgdlab.nn.costs`, a few models
-  at a time so the activations stay in cache).
+- activations, pre-activations and deltas are ``(b, K, units)``; hidden activations carry a
+  trailing column of ones, ``[A, 1]``, so a layer with its bias is one product;
+- the first layer's parameters of all models are one matrix ``(n_in + 1, K * fan_out)``
+  (model ``k`` owns the columns ``k * fan_out : (k + 1) * fan_out``, the last row is the
+  bias). Models that share a seed share their minibatch, so for a *shared* stack (one seed)
+  the first layer's forward pass and its gradient are each **one wide GEMM**:
+  ``Z = [X, 1] @ W`` and ``G = [X, 1]^T @ Delta``; the per-epoch permuted training set is
+  built once, and each minibatch is a view of it;
+- the later layers are ``(K, fan_in + 1, fan_out)`` and go through ``np.matmul`` over the
+  model axis (one small GEMM per model, inside one numpy call);
+- all parameters live in one flat array ``theta`` (and the gradient in ``grad``), so the
+  update is one call: without momentum and L2 the learning rate (per model) and the ``1/b``
+  of the minibatch mean are folded into the output delta, and ``theta -= grad``;
+- a *gathered* stack (models of several seeds, each with few models) gathers each model's
+  minibatch into ``(K, b, n_in + 1)`` and runs the first layer per model too.
 
-Models that can share a stack are grouped by :class:`GroupKey` (layer sizes, hidden and
-output activation, batch size, dtype); a group larger than the memory budget is cut into
-chunks along the model axis (:func:`chunk_size`). A model that diverges, stops early or
-reaches its last epoch leaves its stack at the end of that epoch; the others go on.
+:func:`plan` makes one shared stack per (group, seed), cut into chunks by the memory
+budget; seeds with fewer than ``MIN_SHARED`` models of a group are pooled into gathered
+stacks. A model that diverges, stops early or reaches its last epoch leaves its stack at the
+end of that epoch; the others go on.
 """
 
 from __future__ import annotations
@@ -48,11 +48,13 @@ from ..nn.activations import get_activation
 from ..nn.costs import SHORTCUTS, get_cost
 from ..nn.init import init_params
 from ..nn.network import Network, one_hot
-from .batched_kernels import forward_into, times_derivative
+from .batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
 from .loop import History, TrainResult
 
 DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momentum and L2) in one stack
-EVAL_BYTES = 2 << 20  # evaluation handles this many bytes of one layer's activations at a time
+EVAL_BYTES = 4 << 20  # evaluation handles about this many bytes of activations at a time
+MIN_SHARED = 4  # a seed with fewer models than this in a group goes to a gathered stack
+CACHE_MODELS = 128  # shared stacks are cut into chunks of at most this many models (cache-sized)
 
 OnEpoch = Callable[[int, int, History], None]
 
@@ -124,208 +126,295 @@ def _segments(costs: Sequence[str]) -> list[Segment]:
     return out
 
 
-class _Buffers:
-    """Preallocated arrays of one minibatch size ``n`` for ``K`` models; samples are columns:
-    activations ``(K, units, n)``, hidden ones with a trailing row of ones ``[A_l; 1]``."""
+def _T(x):
+    """``(b, K, u) -> (K, b, u)``: the model axis first (a view)."""
+    return x.swapaxes(0, 1)
 
-    def __init__(self, sizes, K, n, dtype, shared):
-        self.X = np.empty((n, sizes[0] + 1) if shared else (K, n, sizes[0] + 1), dtype=dtype)
-        self.Y = np.empty((n, sizes[-1]) if shared else (K, n, sizes[-1]), dtype=dtype)
+
+class _Buffers:
+    """Preallocated arrays for ``K`` models and minibatches of ``n`` rows, ``(n, K, units)``;
+    hidden activations have a trailing column of ones (``hidden[l]``, ``a[l]`` is the view
+    without it). A gathered stack also has the minibatch ``X`` ``(K, n, n_in + 1)``; every
+    stack with more than one seed the targets ``Y`` ``(n, K, n_out)``. The ``*_T`` lists are
+    the same arrays with the model axis first, and ``z0_runs`` / ``d0_runs`` the first
+    layer's columns of each seed run (views made once, to keep a step's Python overhead low).
+    """
+
+    def __init__(self, sizes, K, n, dtype, gathered, runs):
+        self.n = n
+        self.X = np.empty((K, n, sizes[0] + 1), dtype=dtype) if gathered else None
+        self.Y = np.empty((n, K, sizes[-1]), dtype=dtype) if len(runs) > 1 else None
         self.hidden = []
         for size in sizes[1:-1]:
-            h = np.empty((K, size + 1, n), dtype=dtype)
-            h[:, -1] = 1
+            h = np.empty((n, K, size + 1), dtype=dtype)
+            h[..., -1] = 1
             self.hidden.append(h)
-        self.z = [np.empty((K, s, n), dtype=dtype) for s in sizes[1:]]
-        self.a = [h[:, :-1] for h in self.hidden] + [np.empty((K, sizes[-1], n), dtype=dtype)]
-        self.delta = [np.empty((K, s, n), dtype=dtype) for s in sizes[1:]]
-        self.tmp = [np.empty((K, s, n), dtype=dtype) for s in sizes[1:]]
-        self.n = n
+        self.z = [np.empty((n, K, s), dtype=dtype) for s in sizes[1:]]
+        self.a = [h[..., :-1] for h in self.hidden] + [np.empty((n, K, sizes[-1]), dtype=dtype)]
+        self.delta = [np.empty((n, K, s), dtype=dtype) for s in sizes[1:]]
+        self.tmp = [np.empty((n, K, s), dtype=dtype) for s in sizes[1:]]
+        self.hidden_T = [_T(h) for h in self.hidden]  # (K, n, units + 1)
+        self.hidden_TT = [h.transpose(1, 2, 0) for h in self.hidden]  # (K, units + 1, n)
+        self.z_T = [_T(z) for z in self.z]
+        self.delta_T = [_T(d) for d in self.delta]
+        h1 = sizes[1]
+        z0, d0 = self.z[0].reshape(n, -1), self.delta[0].reshape(n, -1)
+        self.z0_runs = [z0[:, k0 * h1:k1 * h1] for k0, k1, _ in runs]
+        self.d0_runs = [d0[:, k0 * h1:k1 * h1] for k0, k1, _ in runs]
+        # (forward-only buffers, for evaluation, are made with no runs; they leave delta and tmp unused)
 
 
 class Stack:
-    """The parameters and optimiser state of K networks of one group, model axis first.
+    """The parameters and optimiser state of ``K`` networks of one group.
 
-    ``theta`` and ``grad`` have shape ``(K, P)``; ``blocks[l]`` is layer ``l``'s view
-    ``(K, fan_in + 1, fan_out)`` of ``theta`` (weights, then the bias row). ``lr``,
-    ``momentum`` and ``nesterov`` are ``(K, 1)`` columns; ``decay`` (``l2`` on weights, 0 on
-    biases) is ``(K, P)`` and exists only when some model has L2.
+    ``theta`` (flat) holds every parameter; ``first`` is the first layer's view
+    ``(n_in + 1, K * fan_out)``, ``blocks[l]`` (``l >= 1``) the view ``(K, fan_in + 1, fan_out)``
+    of a later layer (in both, the last row is the bias). ``grad`` has the same layout.
+    The models are ordered by cost, then seed: ``runs`` lists ``(k0, k1, seed)`` for each
+    run of consecutive models that share a seed (and so a minibatch). ``shared``: the runs
+    are long enough (``MIN_SHARED`` models on average) for the first layer to be one GEMM per
+    run; otherwise each model's minibatch is gathered and the first layer is per model too.
+    ``scale(n)`` ``(1, K, 1)`` multiplies the output delta: ``lr / n`` when the update is the
+    plain ``theta -= grad`` (no momentum, no L2 in the stack), ``1 / n`` otherwise.
     """
 
     def __init__(self, key: GroupKey, configs: Sequence[RunConfig], indices: Sequence[int]):
         self.key = key
         self.sizes = list(key.sizes)
         self.dtype = np.dtype(key.dtype)
-        self.indices = np.asarray(indices, dtype=np.int64)
+        self.layers = list(zip(self.sizes[:-1], self.sizes[1:]))
         self.configs = list(configs)
-        P = n_params(self.sizes)
-        theta = np.empty((len(configs), P), dtype=self.dtype)
-        for j, c in enumerate(configs):
-            ws, bs = init_params(self.sizes, c.init, c.bias_init, rng_streams(c.seed)[0], self.dtype)
-            theta[j] = np.concatenate([p.ravel() for wb in zip(ws, bs) for p in wb])
-        mask = np.zeros(P, dtype=self.dtype)  # 1 on weights, 0 on biases
-        o = 0
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            mask[o:o + fan_in * fan_out] = 1
-            o += (fan_in + 1) * fan_out
-        col = lambda vals: np.asarray(vals, dtype=self.dtype).reshape(-1, 1)  # noqa: E731
-        self.lr = col([c.lr for c in configs])
-        self.momentum = col([c.momentum for c in configs])
-        self.nesterov = np.asarray([c.nesterov for c in configs], dtype=bool).reshape(-1, 1)
-        l2 = np.asarray([c.l2 for c in configs], dtype=np.float64).reshape(-1, 1)
-        # the single engine's (l2 * mask).astype(dtype), row by row
-        self.decay = (l2 * mask).astype(self.dtype) if l2.any() else None
-        self.any_momentum = bool(self.momentum.any())
-        self.any_nesterov = bool(self.nesterov.any())
-        self.velocity: np.ndarray | None = None
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.plain = not any(c.momentum or c.l2 for c in configs)
         self.hidden_into = forward_into(key.activation)
         self.out_into = forward_into(key.output)
         self.hidden_times = times_derivative(key.activation)
         self.out_times = times_derivative(key.output)
-        self._set(theta)
+        self.velocity: np.ndarray | None = None
+        params = [init_params(self.sizes, c.init, c.bias_init, rng_streams(c.seed)[0], self.dtype)
+                  for c in configs]
+        self._allocate(len(configs))
+        for j, (ws, bs) in enumerate(params):
+            for l, (w, b) in enumerate(zip(ws, bs)):
+                blk = self.layer(l)[j]
+                blk[:-1], blk[-1] = w, b
+        self._coefficients()
 
-    def _set(self, theta: np.ndarray) -> None:
-        self.theta = theta
-        self.grad = np.zeros_like(theta)
-        self.scratch = np.empty_like(theta)
-        self.blocks, self.grad_blocks = [], []
-        K, o = len(theta), 0
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            size = (fan_in + 1) * fan_out
-            self.blocks.append(theta[:, o:o + size].reshape(K, fan_in + 1, fan_out))
-            self.grad_blocks.append(self.grad[:, o:o + size].reshape(K, fan_in + 1, fan_out))
-            o += size
-        self.weights = [b[:, :-1] for b in self.blocks]
-        self.biases = [b[:, -1:] for b in self.blocks]
+    # layout ---------------------------------------------------------------------------------
+    def _allocate(self, K: int) -> None:
+        self.K = K
+        self.theta = np.empty(K * n_params(self.sizes), dtype=self.dtype)
+        self.grad = np.zeros_like(self.theta)
+        self.first, self.blocks = self._views(self.theta)
+        self.grad_first, self.grad_blocks = self._views(self.grad)
+        self.weights_T = [None] + [b[:, :-1].swapaxes(1, 2) for b in self.blocks[1:]]  # (K, fan_out, fan_in)
         self.segments = _segments([c.cost for c in self.configs])
-        self.shared_seed = len({c.seed for c in self.configs}) == 1
+        self.runs = []
+        for j, c in enumerate(self.configs):
+            if self.runs and self.runs[-1][2] == c.seed:
+                self.runs[-1][1] = j + 1
+            else:
+                self.runs.append([j, j + 1, c.seed])
+        self.runs = [tuple(r) for r in self.runs]
+        self.shared = len(self.runs) * MIN_SHARED <= K or len(self.runs) == 1
+        h1 = self.layers[0][1]
+        self.first_runs = [self.first[:, k0 * h1:k1 * h1] for k0, k1, _ in self.runs]
+        self.grad_first_runs = [self.grad_first[:, k0 * h1:k1 * h1] for k0, k1, _ in self.runs]
         self.buffers: dict[int, _Buffers] = {}
 
-    @property
-    def size(self) -> int:
-        return len(self.configs)
+    def _views(self, flat):
+        K, (fan_in, fan_out) = self.K, self.layers[0]
+        o = (fan_in + 1) * fan_out * K
+        first = flat[:o].reshape(fan_in + 1, K * fan_out)
+        blocks = [None]
+        for fan_in, fan_out in self.layers[1:]:
+            size = (fan_in + 1) * fan_out * K
+            blocks.append(flat[o:o + size].reshape(K, fan_in + 1, fan_out))
+            o += size
+        return first, blocks
 
-    def buffers_for(self, n: int, shared: bool | None = None, k: int | None = None) -> _Buffers:
-        """Buffers for ``k`` models (default all) and minibatches of ``n`` rows."""
-        k = self.size if k is None else k
-        shared = self.shared_seed if shared is None else shared
-        buf = self.buffers.get((k, n, shared))
-        if buf is None:
-            buf = self.buffers[(k, n, shared)] = _Buffers(self.sizes, k, n, self.dtype, shared)
-        return buf
+    def layer(self, l: int, flat: np.ndarray | None = None) -> np.ndarray:
+        """Layer ``l`` of every model as ``(K, fan_in + 1, fan_out)`` (a view of ``theta``, or of
+        ``flat`` in the same layout)."""
+        first, blocks = (self.first, self.blocks) if flat is None else self._views(flat)
+        if l:
+            return blocks[l]
+        fan_in, fan_out = self.layers[0]
+        return first.reshape(fan_in + 1, self.K, fan_out).swapaxes(0, 1)
 
-    def view(self, k0: int, k1: int) -> "_View":
-        """Models ``k0:k1`` for a forward pass (sharing this stack's parameters and buffers)."""
-        return _View(self, k0, k1)
+    def per_param(self, values, weights_only: bool = False) -> np.ndarray:
+        """A flat array in ``theta``'s layout holding each model's value on each of its
+        parameters (0 on biases with ``weights_only``)."""
+        v = np.asarray(values, dtype=np.float64)
+        out = np.empty(self.theta.size, dtype=np.float64)
+        for l in range(len(self.layers)):
+            blk = self.layer(l, out)
+            blk[...] = v[:, None, None]
+            if weights_only:
+                blk[:, -1] = 0
+        return out.astype(self.dtype)
+
+    def _coefficients(self) -> None:
+        cs = self.configs
+        lr = np.asarray([c.lr for c in cs], dtype=np.float64)
+        # the output delta's factor (see scale): lr / n folded in when the update is theta -= grad
+        self._factor = (lr if self.plain else np.ones(self.K)).reshape(1, -1, 1)
+        self._scales: dict[int, np.ndarray] = {}
+        if self.plain:
+            self.lr = self.momentum = self.decay = self.nesterov = None
+            return
+        # the single engine's optimiser in float64 scalars, here per parameter in the dtype
+        self.lr = self.per_param(lr)
+        self.momentum = self.per_param([c.momentum for c in cs]) if any(c.momentum for c in cs) else None
+        self.nesterov = (self.per_param([c.nesterov for c in cs]).astype(bool)
+                         if any(c.nesterov for c in cs) else None)
+        self.decay = self.per_param([c.l2 for c in cs], weights_only=True) if any(c.l2 for c in cs) else None
+        self.scratch = np.empty_like(self.theta)
+
+    def scale(self, n: int) -> np.ndarray:
+        """The output delta's factor for a minibatch of ``n`` rows, ``(1, K, 1)``: ``lr / n``
+        when the update is ``theta -= grad``, else ``1 / n``."""
+        s = self._scales.get(n)
+        if s is None:
+            s = self._scales[n] = (self._factor / n).astype(self.dtype)
+        return s
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the models where ``mask`` is False (they have finished)."""
+        old = [self.layer(l).copy() for l in range(len(self.layers))]
+        velocity = None
+        if self.velocity is not None:
+            velocity = [self.layer(l, self.velocity)[mask] for l in range(len(self.layers))]
         self.indices = self.indices[mask]
         self.configs = [c for c, m in zip(self.configs, mask) if m]
-        self.lr, self.momentum, self.nesterov = self.lr[mask], self.momentum[mask], self.nesterov[mask]
-        if self.decay is not None:
-            self.decay = self.decay[mask]
-        if self.velocity is not None:
-            self.velocity = self.velocity[mask]
-        self._set(self.theta[mask])
+        self._allocate(len(self.configs))
+        for l, blk in enumerate(old):
+            self.layer(l)[...] = blk[mask]
+        if velocity is not None:
+            self.velocity = np.empty_like(self.theta)
+            for l, blk in enumerate(velocity):
+                self.layer(l, self.velocity)[...] = blk
+        self._coefficients()
+
+    def finite(self) -> np.ndarray:
+        """Per model: are all its parameters finite? Shape ``(K,)``."""
+        return np.all([np.isfinite(self.layer(l)).all(axis=(1, 2)) for l in range(len(self.layers))], axis=0)
+
+    def buffers_for(self, n: int) -> _Buffers:
+        buf = self.buffers.get(n)
+        if buf is None:
+            buf = self.buffers[n] = _Buffers(self.sizes, self.K, n, self.dtype, not self.shared, self.runs)
+        return buf
+
+    def eval_buffers(self, rows: int, k: int) -> _Buffers:
+        """Buffers for a forward pass of ``k`` models on ``rows`` rows (kept across epochs:
+        fresh large arrays cost page faults)."""
+        if not hasattr(self, "_eval"):
+            self._eval = {}
+        buf = self._eval.get((rows, k))
+        if buf is None:
+            buf = self._eval[(rows, k)] = _Buffers(self.sizes, k, rows, self.dtype, False, [])
+        return buf
 
     def network(self, j: int) -> Network:
         """Model ``j`` as a :class:`Network` (copies of its parameters)."""
         c = self.configs[j]
         net = Network(self.sizes, c.activation, c.output, c.cost, c.dtype)
-        net.weights = [w[j].copy() for w in self.weights]
-        net.biases = [b[j, 0].copy() for b in self.biases]
+        blocks = [self.layer(l)[j] for l in range(len(self.layers))]
+        net.weights = [blk[:-1].copy() for blk in blocks]
+        net.biases = [blk[-1].copy() for blk in blocks]
         return net
-
-
-class _View:
-    """Models ``k0:k1`` of a stack, enough for :func:`forward`."""
-
-    def __init__(self, stack: Stack, k0: int, k1: int):
-        self.blocks = [b[k0:k1] for b in stack.blocks]
-        self.hidden_into, self.out_into = stack.hidden_into, stack.out_into
-        self._stack, self._k = stack, k1 - k0
-
-    def buffers_for(self, n: int, shared: bool = True) -> _Buffers:
-        return self._stack.buffers_for(n, shared, self._k)
 
 
 # -- the math of one step ----------------------------------------------------------------------
 
-def _T(x):
-    """Swap the last two axes (a view)."""
-    return x.swapaxes(-1, -2)
-
-
-def forward(stack: Stack, Xa, buf: _Buffers) -> None:
-    """Forward pass of every model into ``buf`` (eq. 3), samples as columns:
-    ``Z_l^T = [W_l; b_l]^T @ [A_{l-1}; 1]``, ``A_l = f(Z_l)``. ``Xa``: the rows with a column
-    of ones, ``(K, n, n_in + 1)``, or ``(n, n_in + 1)`` shared by every model."""
-    blocks, zs, acts = stack.blocks, buf.z, buf.a
-    prev = _T(Xa)
-    for l in range(len(blocks) - 1):
-        np.matmul(_T(blocks[l]), prev, out=zs[l])
-        stack.hidden_into(zs[l], acts[l])
-        prev = buf.hidden[l]
-    np.matmul(_T(blocks[-1]), prev, out=zs[-1])
+def forward(stack: Stack, X, buf: _Buffers) -> None:
+    """Forward pass of every model into ``buf`` (eq. 3): ``Z_l = [A_{l-1}, 1] @ [W_l; b_l]``,
+    ``A_l = f(Z_l)``. ``X``: for a shared stack, one minibatch ``(b, n_in + 1)`` (with the
+    column of ones) per seed run, and the first layer is one GEMM per run; for a gathered
+    stack ``(K, b, n_in + 1)``, one minibatch per model."""
+    zs, acts, L = buf.z, buf.a, len(stack.layers)
+    if stack.shared:
+        for Xr, W, Z in zip(X, stack.first_runs, buf.z0_runs):
+            np.matmul(Xr, W, out=Z)
+    else:
+        np.matmul(X, stack.layer(0), out=buf.z_T[0])
+    for l in range(1, L):
+        # hidden layers: the activation in place (contiguous, fast), then copied next to the
+        # column of ones; zs[l - 1] holds the activations from here on (f' comes from them)
+        stack.hidden_into(zs[l - 1], zs[l - 1])
+        np.copyto(acts[l - 1], zs[l - 1])
+        np.matmul(buf.hidden_T[l - 1], stack.blocks[l], out=buf.z_T[l])
     stack.out_into(zs[-1], acts[-1])
 
 
-def gradient(stack: Stack, Xa, Y, buf: _Buffers) -> np.ndarray:
-    """Minibatch-averaged gradients of every model into ``stack.grad`` (eq. 3, 5-9):
-    ``grad [W_l; b_l] = [A_{l-1}; 1] @ Delta_l^T``, ``Delta_{l-1} = (W_l @ Delta_l) * f'(Z_{l-1})``.
+def gradient(stack: Stack, X, Y, buf: _Buffers) -> np.ndarray:
+    """Gradients of every model into ``stack.grad``, times ``stack.scale(b)`` (eq. 3, 5-9):
+    ``grad [W_l; b_l] = [A_{l-1}, 1]^T @ Delta_l``, ``Delta_{l-1} = (Delta_l @ W_l^T) * f'(Z_{l-1})``.
 
-    ``Y``: one-hot targets as rows, ``(K, n, n_out)`` or ``(n, n_out)`` shared.
+    ``X`` as in :func:`forward`; ``Y``: one-hot targets ``(b, 1, n_out)`` shared by every
+    model, or ``(b, K, n_out)``.
     """
-    forward(stack, Xa, buf)
-    zs, acts, deltas, tmps = buf.z, buf.a, buf.delta, buf.tmp
-    output_delta(stack, zs[-1], acts[-1], _T(Y), deltas[-1], tmps[-1])
-    np.divide(deltas[-1], buf.n, out=deltas[-1])
-    for l in range(len(stack.blocks) - 1, -1, -1):
-        prev = buf.hidden[l - 1] if l else _T(Xa)
-        np.matmul(prev, _T(deltas[l]), out=stack.grad_blocks[l])
-        if l:
-            np.matmul(stack.weights[l], deltas[l], out=deltas[l - 1])
-            if stack.hidden_times is not None:
-                stack.hidden_times(deltas[l - 1], zs[l - 1], acts[l - 1], tmps[l - 1])
+    forward(stack, X, buf)
+    zs, deltas, L = buf.z, buf.delta, len(stack.layers)
+    output_delta(stack, zs[-1], buf.a[-1], Y, deltas[-1], buf.tmp[-1])
+    deltas[-1] *= stack.scale(buf.n)
+    for l in range(L - 1, 0, -1):
+        np.matmul(buf.hidden_TT[l - 1], buf.delta_T[l], out=stack.grad_blocks[l])
+        np.matmul(buf.delta_T[l], stack.weights_T[l], out=buf.delta_T[l - 1])
+        if stack.hidden_times is not None:  # zs[l - 1] holds the activations
+            stack.hidden_times(deltas[l - 1], zs[l - 1], zs[l - 1], buf.tmp[l - 1])
+    if stack.shared:
+        for Xr, D, G in zip(X, buf.d0_runs, stack.grad_first_runs):
+            np.matmul(Xr.T, D, out=G)
+    else:
+        np.matmul(X.swapaxes(1, 2), buf.delta_T[0], out=stack.layer(0, stack.grad))
     return stack.grad
 
 
-def output_delta(stack: Stack, z, a, YT, out, tmp) -> None:
+def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
     """dC_s/dz at the output layer of every model into ``out``, segment by segment (eq. 5-6):
     ``a - y`` where that is exact (sigmoid + ce, softmax + cce, identity + mse), ``(a - y) f'(z)``
-    for mse under an elementwise output, the general chain rule otherwise. Samples are
-    columns: ``z``, ``a``, ``out`` are ``(K, n_out, n)``, ``YT`` is ``(K, n_out, n)`` or shared ``(n_out, n)``."""
+    for mse under an elementwise output, ``(c - y) / (c (1 - c)) f'(z)`` for ce under another
+    elementwise output, the general chain rule otherwise. ``z``, ``a``, ``out``: ``(b, K, n_out)``;
+    ``Y``: ``(b, 1, n_out)`` or ``(b, K, n_out)``."""
     output = stack.key.output
     for s in stack.segments:
         sl = slice(s.start, s.stop)
-        Ys = YT if YT.ndim == 2 else YT[sl]
+        Ys = Y if Y.shape[1] == 1 else Y[:, sl]
         if (output, s.cost) in SHORTCUTS:
-            np.subtract(a[sl], Ys, out=out[sl])
+            np.subtract(a[:, sl], Ys, out=out[:, sl])
         elif s.cost == "mse" and stack.out_times is not None:
-            np.subtract(a[sl], Ys, out=out[sl])
-            stack.out_times(out[sl], z[sl], a[sl], tmp[sl])
+            np.subtract(a[:, sl], Ys, out=out[:, sl])
+            stack.out_times(out[:, sl], z[:, sl], a[:, sl], tmp[:, sl])
+        elif s.cost == "ce" and stack.out_times is not None:
+            ce_times_into(out[:, sl], a[:, sl], Ys, stack.out_times, z[:, sl], tmp[:, sl])
         else:
             act = get_activation(output)
-            out[sl] = _T(act.backward(_T(z[sl]), _T(a[sl]), get_cost(s.cost).grad(_T(a[sl]), _T(Ys))))
+            out[:, sl] = act.backward(z[:, sl], a[:, sl], get_cost(s.cost).grad(a[:, sl], Ys))
 
 
 def sgd_step(stack: Stack) -> None:
     """One SGD update of every model from ``stack.grad``, as :class:`sgdlab.train.optim.SGD`
-    (``torch.optim.SGD``): ``g += l2 W`` (weights only), ``v = m v + g``, ``g += m v``
-    (Nesterov) or ``g = v``, ``theta -= lr g``; each model's own lr, momentum and l2."""
-    g, tmp, theta = stack.grad, stack.scratch, stack.theta
+    (``torch.optim.SGD``): ``theta -= grad`` when the learning rate is folded into the
+    gradient; otherwise ``g += l2 W`` (weights only), ``v = m v + g``, ``g += m v``
+    (Nesterov) or ``g = v``, ``theta -= lr g``, each model with its own lr, momentum and l2."""
+    g, theta = stack.grad, stack.theta
+    if stack.plain:
+        theta -= g
+        return
+    tmp = stack.scratch
     if stack.decay is not None:
         np.multiply(theta, stack.decay, out=tmp)
         g += tmp
-    if stack.any_momentum:
+    if stack.momentum is not None:
         v = stack.velocity
         if v is None:
             v = stack.velocity = g.copy()
         else:
             v *= stack.momentum
             v += g
-        if stack.any_nesterov:
+        if stack.nesterov is not None:
             np.multiply(v, stack.momentum, out=tmp)
             nest = np.add(g, tmp)
             g = np.where(stack.nesterov, nest, v)
@@ -345,26 +434,41 @@ class Metrics:
     acc: np.ndarray
 
 
-def evaluate(stack: Stack, parts, eval_models: int) -> list[Metrics]:
-    """Loss and accuracy of every model on each ``(Xa, y, Y)`` of ``parts`` (full sets, with a
-    column of ones), as the single engine computes them: the forward pass of
-    :func:`forward`, the cost's mean value, the share of rows whose largest output is the
-    label. ``eval_models`` models at a time, so the activations stay in cache."""
-    K = stack.size
-    out = [Metrics(np.full(K, np.nan), np.full(K, np.nan)) for _ in parts]
-    for i, (Xa, yp, Yp) in enumerate(parts):
-        if not len(yp):
-            continue
-        for s in stack.segments:
-            cost = get_cost(s.cost)
-            for k0 in range(s.start, s.stop, eval_models):
-                k1 = min(k0 + eval_models, s.stop)
-                sub = stack.view(k0, k1)
-                buf = sub.buffers_for(len(yp), shared=True)
-                forward(sub, Xa, buf)
-                a = _T(buf.a[-1])  # (k, n, n_out) view
-                out[i].loss[k0:k1] = cost.value(a, Yp)
-                out[i].acc[k0:k1] = np.mean(np.argmax(a, axis=-1) == yp, axis=-1)
+def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
+    """Loss and accuracy of every model on the train, validation and test sets, as the single
+    engine computes them (the forward pass, the cost's mean value, the share of rows whose
+    largest output is the label). The three sets are one matrix, so the first layer of a
+    block of models is one GEMM over all their rows; ``EVAL_BYTES`` of activations at a time."""
+    K, sizes, item = stack.K, stack.sizes, stack.dtype.itemsize
+    R = prep.X_all.shape[0]
+    out = [Metrics(np.full(K, np.nan), np.full(K, np.nan)) for _ in prep.bounds]
+    per_model = item * R * (2 * sum(s + 1 for s in sizes[1:]) + sizes[-1])
+    step = max(1, min(K, EVAL_BYTES // per_model))
+    fan_out = sizes[1]
+    for k0 in range(0, K, step):
+        k1 = min(k0 + step, K)
+        k = k1 - k0
+        buf = stack.eval_buffers(R, k)
+        zs, hidden, acts = buf.z, buf.hidden, buf.a
+        np.matmul(prep.X_all, stack.first[:, k0 * fan_out:k1 * fan_out], out=zs[0].reshape(R, -1))
+        for l in range(1, len(stack.layers)):
+            stack.hidden_into(zs[l - 1], zs[l - 1])
+            np.copyto(acts[l - 1], zs[l - 1])
+            np.matmul(buf.hidden_T[l - 1], stack.blocks[l][k0:k1], out=buf.z_T[l])
+        a = acts[-1]
+        stack.out_into(zs[-1], a)
+        tmp = zs[-1]
+        for i, (r0, r1) in enumerate(prep.bounds):
+            if r1 == r0:
+                continue
+            ap = a[r0:r1]
+            hits = np.argmax(ap, axis=2) == prep.y_all[r0:r1, None]
+            out[i].acc[k0:k1] = hits.mean(axis=0)
+            for s in stack.segments:
+                j0, j1 = max(s.start, k0), min(s.stop, k1)
+                if j0 < j1:
+                    sl = slice(j0 - k0, j1 - k0)
+                    out[i].loss[j0:j1] = loss_sums(s.cost, ap[:, sl], prep.Y_mask[r0:r1], tmp[r0:r1, sl]) / (r1 - r0)
     return out
 
 
@@ -372,12 +476,16 @@ def evaluate(stack: Stack, parts, eval_models: int) -> list[Metrics]:
 
 @dataclass
 class _Prepared:
-    """A group's data in its dtype: the training inputs with a column of ones, one-hot
-    targets, and the (X with ones, y, Y) of the train, validation and test parts."""
+    """A group's data in its dtype: the training inputs with a column of ones ``Xa`` and
+    one-hot targets ``Y``; the train, validation and test inputs as one matrix ``X_all``
+    (rows ``bounds[i]`` are part ``i``), their labels and one-hot masks ``(rows, 1, n_out)``."""
 
     Xa: np.ndarray
     Y: np.ndarray
-    parts: list
+    X_all: np.ndarray
+    y_all: np.ndarray
+    Y_mask: np.ndarray
+    bounds: list
     n: int
     has_val: bool
 
@@ -386,10 +494,12 @@ def _prepare(data: Dataset, dtype) -> _Prepared:
     d = data.astype(dtype)
     k = d.n_classes
     Xa = _augment(d.X_train)
-    Y = one_hot(d.y_train, k, dtype)
-    parts = [(Xa, d.y_train, Y), (_augment(d.X_val), d.y_val, one_hot(d.y_val, k, dtype)),
-             (_augment(d.X_test), d.y_test, one_hot(d.y_test, k, dtype))]
-    return _Prepared(Xa, Y, parts, len(d.y_train), len(d.y_val) > 0)
+    X_all = _augment(np.concatenate([d.X_train, d.X_val, d.X_test]))
+    y_all = np.concatenate([d.y_train, d.y_val, d.y_test]).astype(np.int64)
+    sizes = np.cumsum([0, len(d.y_train), len(d.y_val), len(d.y_test)])
+    return _Prepared(Xa, one_hot(d.y_train, k, dtype), X_all, y_all,
+                     one_hot(y_all, k, bool)[:, None, :], list(zip(sizes[:-1], sizes[1:])),
+                     len(d.y_train), len(d.y_val) > 0)
 
 
 def _augment(X) -> np.ndarray:
@@ -400,41 +510,54 @@ def _augment(X) -> np.ndarray:
     return out
 
 
+def train_epoch(stack: Stack, prep: _Prepared, streams: dict) -> None:
+    """One epoch of minibatch SGD for every model: each seed's stream draws one permutation,
+    as in the single engine. A shared stack permutes the training set once per seed and
+    reads each minibatch as a view of it."""
+    n, bs = prep.n, stack.key.batch_size
+    seeds = sorted(streams)
+    perms = {s: streams[s].permutation(n) for s in seeds}
+    if stack.shared:
+        Xp = {s: prep.Xa[perms[s]] for s in seeds}
+        run_X = [Xp[seed] for _, _, seed in stack.runs]
+        if len(stack.runs) == 1:
+            Yp = prep.Y[perms[seeds[0]]][:, None, :]
+    if not stack.shared or len(stack.runs) > 1:
+        order = np.stack([perms[s] for s in seeds])
+        rows = np.searchsorted(seeds, [c.seed for c in stack.configs])
+    for i in range(0, n, bs):
+        buf = stack.buffers_for(min(bs, n - i))
+        if stack.shared and len(stack.runs) == 1:
+            X, Y = [run_X[0][i:i + bs]], Yp[i:i + bs]
+        else:
+            idx = order[rows, i:i + bs]  # (K, b): each model's rows
+            Y = buf.Y
+            np.take(prep.Y, idx.T, axis=0, out=Y)
+            if stack.shared:
+                X = [Xr[i:i + bs] for Xr in run_X]
+            else:
+                X = buf.X
+                np.take(prep.Xa, idx, axis=0, out=X)
+        gradient(stack, X, Y, buf)
+        sgd_step(stack)
+
+
 def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch | None = None) -> None:
     """Train one stack to the end; put each model's :class:`TrainResult` in ``results``
     under its index."""
-    n, bs = prep.n, stack.key.batch_size
-    seeds = sorted({c.seed for c in stack.configs})
-    streams = {s: rng_streams(s)[1] for s in seeds}
+    streams = {s: rng_streams(s)[1] for s in sorted({c.seed for c in stack.configs})}
     hist = {int(i): History() for i in stack.indices}
     best = {int(i): -1.0 for i in stack.indices}
     waited = {int(i): 0 for i in stack.indices}
-    # evaluation buffers per model: z, a, delta, tmp of every layer for the largest part
-    n_eval = max(len(p[1]) for p in prep.parts)
-    eval_models = max(1, EVAL_BYTES // (stack.dtype.itemsize * n_eval * 4 * sum(s + 1 for s in stack.sizes[1:])))
     epochs = max(c.epochs for c in stack.configs)
-    Xa, Y = prep.Xa, prep.Y
     with np.errstate(all="ignore"):
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            # every seed's stream draws one permutation per epoch, as in the single engine
-            perms = {s: streams[s].permutation(n) for s in seeds}
-            if stack.shared_seed:
-                order, rows = perms[seeds[0]], None
-            else:  # one row per seed; each model reads its seed's row
-                order = np.stack([perms[s] for s in seeds])
-                rows = np.searchsorted(seeds, [c.seed for c in stack.configs])
-            for i in range(0, n, bs):
-                idx = order[i:i + bs] if rows is None else order[rows, i:i + bs]
-                buf = stack.buffers_for(idx.shape[-1])
-                np.take(Xa, idx, axis=0, out=buf.X)
-                np.take(Y, idx, axis=0, out=buf.Y)
-                gradient(stack, buf.X, buf.Y, buf)
-                sgd_step(stack)
-            seconds = (time.perf_counter() - t0) / stack.size
-            m = evaluate(stack, prep.parts, eval_models)
-            finite = np.isfinite(m[0].loss) & np.isfinite(stack.theta).all(axis=1)
-            keep = np.ones(stack.size, dtype=bool)
+            train_epoch(stack, prep, streams)
+            seconds = (time.perf_counter() - t0) / stack.K
+            m = evaluate(stack, prep)
+            finite = np.isfinite(m[0].loss) & stack.finite()
+            keep = np.ones(stack.K, dtype=bool)
             for j, (gi, c) in enumerate(zip(stack.indices.tolist(), stack.configs)):
                 h = hist[gi]
                 if not finite[j]:
@@ -459,34 +582,48 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
                         keep[j] = False
                 if not keep[j]:
                     results[gi] = TrainResult(stack.network(j), h, c)
+            if not keep.any():
+                break
             if not keep.all():
                 stack.keep(keep)
-            if stack.size == 0:
-                break
+
+
+def _cut(members: list[int], size: int) -> list[list[int]]:
+    """``members`` in equal consecutive chunks of at most ``size``."""
+    n_chunks = -(-len(members) // size)
+    size = -(-len(members) // n_chunks)
+    return [members[c0:c0 + size] for c0 in range(0, len(members), size)]
 
 
 def plan(configs: Sequence[RunConfig], data: Dataset, max_bytes: int | None = None,
          threads: int = 1) -> list[tuple[GroupKey, list[int]]]:
-    """The stacks :func:`train_many` trains: ``(group key, config indices)`` per chunk.
+    """The stacks :func:`train_many` trains: ``(group key, config indices)`` per stack.
 
-    Within a group the configs are ordered by cost (each cost one contiguous segment), then
-    seed, then position. A group is cut into equal chunks, as few as the memory budget
-    allows, and at least ``threads`` when it has that many models, so that every thread has
-    work. How the models are chunked never changes their results.
+    Per group (:class:`GroupKey`) the configs are ordered by cost (one contiguous segment
+    per cost), then seed (runs of models that share a minibatch), then position, and cut
+    into equal chunks of at most ``CACHE_MODELS`` models that fit the memory budget
+    (``max_bytes``, divided among the threads). When there are fewer stacks than threads,
+    the largest are halved. How the models are cut changes their results only by float
+    rounding (a BLAS product may sum in another order for another matrix width).
     """
     groups: dict[GroupKey, list[int]] = defaultdict(list)
     for i, c in enumerate(configs):
         groups[group_key(c, data.n_features, data.n_classes)].append(i)
+    budget = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     out = []
     for key, members in groups.items():
         members = sorted(members, key=lambda i: (configs[i].cost, configs[i].seed, i))
         momentum = any(configs[i].momentum for i in members)
         l2 = any(configs[i].l2 for i in members)
-        budget = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
-        limit = chunk_size(key.sizes, key.batch_size, key.dtype, momentum, l2, budget // threads)
-        n_chunks = max(-(-len(members) // limit), min(threads, len(members)))
-        size = -(-len(members) // n_chunks)
-        out.extend((key, members[c0:c0 + size]) for c0 in range(0, len(members), size))
+        limit = min(CACHE_MODELS, chunk_size(key.sizes, key.batch_size, key.dtype, momentum, l2,
+                                             budget // threads))
+        out.extend((key, chunk) for chunk in _cut(members, limit))
+    while len(out) < threads:
+        j = max(range(len(out)), key=lambda j: len(out[j][1]), default=None)
+        if j is None or len(out[j][1]) < 2:
+            break
+        key, members = out.pop(j)
+        out.extend((key, chunk) for chunk in _cut(members, -(-len(members) // 2)))
     return out
 
 
@@ -498,22 +635,22 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
     ----------
     configs : sequence of RunConfig
         Any mix. Runs with the same layer sizes, activations, batch size and dtype are
-        trained together in stacks; the others in stacks of their own. The configs' dataset
-        and split settings are not read: ``data`` is what every run trains on.
+        trained together in stacks (see :func:`plan`); the others in stacks of their own.
+        The configs' dataset and split settings are not read: ``data`` is what every run
+        trains on.
     data : Dataset
         The split data.
     max_bytes : int, optional
         Memory budget of the stacks in training at once (default ``DEFAULT_MAX_BYTES``,
-        1.5 GiB; see :func:`bytes_per_model`): a larger group is trained in several chunks,
-        with the same results. The returned networks come on top (``8 P`` bytes each).
+        1.5 GiB; see :func:`bytes_per_model`): a larger group is trained in several chunks.
+        The returned networks come on top (``8 P`` bytes each).
     on_epoch : callable, optional
         ``on_epoch(index, epoch, history)`` after each recorded epoch of ``configs[index]``
         (with ``threads > 1`` from worker threads, one call at a time).
     threads : int
         Stacks trained at once on this many threads (numpy and BLAS release the GIL). The
         default, 1, suits callers that already run one process per core (the study runner).
-        BLAS is held to one thread during the call, so results do not depend on ``threads``
-        (a multithreaded BLAS product can round differently from a single-threaded one).
+        BLAS is held to one thread during the call.
 
     Returns
     -------
@@ -529,6 +666,8 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
     for key, _ in stacks:
         if key.dtype not in prepared:
             prepared[key.dtype] = _prepare(data, np.dtype(key.dtype))
+    # the largest stacks first, so that threads finish together
+    stacks.sort(key=lambda item: -len(item[1]))
 
     def run(item):
         key, members = item
@@ -536,8 +675,8 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         train_stack(stack, prepared[key.dtype], results, callback)
 
     callback = on_epoch
-    # BLAS on one thread always: a multithreaded product can round differently, and the
-    # results must not depend on ``threads`` (the per-model products are small anyway).
+    # BLAS on one thread: the products are small, and threads (or the runner's processes)
+    # already use every core.
     with _blas_threads(1):
         if threads == 1 or len(stacks) == 1:
             for item in stacks:
