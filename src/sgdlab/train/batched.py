@@ -52,7 +52,8 @@ from .batched_kernels import ce_times_into, forward_into, loss_sums, times_deriv
 from .loop import History, TrainResult
 
 DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momentum and L2) in one stack
-EVAL_BYTES = 4 << 20  # evaluation handles about this many bytes of activations at a time
+EVAL_BYTES = 1 << 20  # evaluation handles about this many bytes of activations at a time
+EVAL_ROWS = 360  # ... in chunks of at most this many rows
 MIN_SHARED = 4  # a seed with fewer models than this in a group goes to a gathered stack
 CACHE_MODELS = 128  # shared stacks are cut into chunks of at most this many models (cache-sized)
 
@@ -161,7 +162,6 @@ class _Buffers:
         z0, d0 = self.z[0].reshape(n, -1), self.delta[0].reshape(n, -1)
         self.z0_runs = [z0[:, k0 * h1:k1 * h1] for k0, k1, _ in runs]
         self.d0_runs = [d0[:, k0 * h1:k1 * h1] for k0, k1, _ in runs]
-        # (forward-only buffers, for evaluation, are made with no runs; they leave delta and tmp unused)
 
 
 class Stack:
@@ -306,15 +306,17 @@ class Stack:
             buf = self.buffers[n] = _Buffers(self.sizes, self.K, n, self.dtype, not self.shared, self.runs)
         return buf
 
-    def eval_buffers(self, rows: int, k: int) -> _Buffers:
-        """Buffers for a forward pass of ``k`` models on ``rows`` rows (kept across epochs:
-        fresh large arrays cost page faults)."""
+    def eval_buffers(self, rows: int, k: int) -> tuple[list, np.ndarray, np.ndarray]:
+        """Arrays for a forward pass of ``k`` models on ``rows`` rows: the pre-activations of
+        each layer ``(rows, k, units)`` (the hidden ones then hold the activations), the
+        outputs and a scratch array of their shape. Kept across epochs."""
         if not hasattr(self, "_eval"):
             self._eval = {}
-        buf = self._eval.get((rows, k))
-        if buf is None:
-            buf = self._eval[(rows, k)] = _Buffers(self.sizes, k, rows, self.dtype, False, [])
-        return buf
+        bufs = self._eval.get((rows, k))
+        if bufs is None:
+            zs = [np.empty((rows, k, s), dtype=self.dtype) for s in self.sizes[1:]]
+            bufs = self._eval[(rows, k)] = (zs, np.empty_like(zs[-1]), np.empty_like(zs[-1]))
+        return bufs
 
     def network(self, j: int) -> Network:
         """Model ``j`` as a :class:`Network` (copies of its parameters)."""
@@ -437,38 +439,47 @@ class Metrics:
 def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
     """Loss and accuracy of every model on the train, validation and test sets, as the single
     engine computes them (the forward pass, the cost's mean value, the share of rows whose
-    largest output is the label). The three sets are one matrix, so the first layer of a
-    block of models is one GEMM over all their rows; ``EVAL_BYTES`` of activations at a time."""
-    K, sizes, item = stack.K, stack.sizes, stack.dtype.itemsize
-    R = prep.X_all.shape[0]
-    out = [Metrics(np.full(K, np.nan), np.full(K, np.nan)) for _ in prep.bounds]
-    per_model = item * R * (2 * sum(s + 1 for s in sizes[1:]) + sizes[-1])
+    largest output is the label).
+
+    The three sets are one matrix ``X_all``, cut into chunks of at most ``EVAL_ROWS`` rows
+    inside each part; the models in blocks of about ``EVAL_BYTES`` of activations per chunk,
+    so a block's first layer is one GEMM, ``(rows, n_in + 1) @ (n_in + 1, k * fan_out)``, and
+    everything stays in cache. Later layers add their bias after the product (no column of
+    ones to copy into)."""
+    K, sizes, dtype = stack.K, stack.sizes, stack.dtype
+    out = [Metrics(np.zeros(K), np.zeros(K)) for _ in prep.bounds]
+    rows = min(EVAL_ROWS, max(r1 - r0 for r0, r1 in prep.bounds))
+    per_model = dtype.itemsize * rows * (sum(sizes[1:]) + sizes[-1])
     step = max(1, min(K, EVAL_BYTES // per_model))
-    fan_out = sizes[1]
+    h1 = sizes[1]
     for k0 in range(0, K, step):
         k1 = min(k0 + step, K)
-        k = k1 - k0
-        buf = stack.eval_buffers(R, k)
-        zs, hidden, acts = buf.z, buf.hidden, buf.a
-        np.matmul(prep.X_all, stack.first[:, k0 * fan_out:k1 * fan_out], out=zs[0].reshape(R, -1))
-        for l in range(1, len(stack.layers)):
-            stack.hidden_into(zs[l - 1], zs[l - 1])
-            np.copyto(acts[l - 1], zs[l - 1])
-            np.matmul(buf.hidden_T[l - 1], stack.blocks[l][k0:k1], out=buf.z_T[l])
-        a = acts[-1]
-        stack.out_into(zs[-1], a)
-        tmp = zs[-1]
-        for i, (r0, r1) in enumerate(prep.bounds):
-            if r1 == r0:
-                continue
-            ap = a[r0:r1]
-            hits = np.argmax(ap, axis=2) == prep.y_all[r0:r1, None]
-            out[i].acc[k0:k1] = hits.mean(axis=0)
-            for s in stack.segments:
-                j0, j1 = max(s.start, k0), min(s.stop, k1)
-                if j0 < j1:
-                    sl = slice(j0 - k0, j1 - k0)
-                    out[i].loss[j0:j1] = loss_sums(s.cost, ap[:, sl], prep.Y_mask[r0:r1], tmp[r0:r1, sl]) / (r1 - r0)
+        segments = [(max(s.start, k0) - k0, min(s.stop, k1) - k0, s.cost) for s in stack.segments
+                    if s.start < k1 and s.stop > k0]
+        weights = [blk[k0:k1, :-1] for blk in stack.blocks[1:]]
+        biases = [blk[k0:k1, -1][None] for blk in stack.blocks[1:]]
+        first = stack.first[:, k0 * h1:k1 * h1]
+        for i, (p0, p1) in enumerate(prep.bounds):
+            for r0 in range(p0, p1, rows):
+                r1 = min(r0 + rows, p1)
+                zs, a, tmp = stack.eval_buffers(r1 - r0, k1 - k0)
+                np.matmul(prep.X_all[r0:r1], first, out=zs[0].reshape(r1 - r0, -1))
+                for l in range(1, len(stack.layers)):
+                    stack.hidden_into(zs[l - 1], zs[l - 1])
+                    np.matmul(_T(zs[l - 1]), weights[l - 1], out=_T(zs[l]))
+                    zs[l] += biases[l - 1]
+                stack.out_into(zs[-1], a)
+                hits = np.argmax(a, axis=2) == prep.y_all[r0:r1, None]
+                out[i].acc[k0:k1] += np.count_nonzero(hits, axis=0)
+                for j0, j1, cost in segments:
+                    out[i].loss[k0 + j0:k0 + j1] += loss_sums(cost, a[:, j0:j1], prep.Y_mask[r0:r1],
+                                                             tmp[:, j0:j1])
+    for m, (p0, p1) in zip(out, prep.bounds):
+        if p1 > p0:
+            m.loss /= p1 - p0
+            m.acc /= p1 - p0
+        else:
+            m.loss[:] = m.acc[:] = np.nan
     return out
 
 
