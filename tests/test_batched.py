@@ -137,7 +137,8 @@ def test_chunking_and_threads_do_not_change_results(small):
     # a BLAS product may sum in another order for another width: equal within rounding
     for other in (train_many(configs, small, max_bytes=5 * per),
                   train_many(configs, small, max_bytes=1),  # one model per chunk
-                  train_many(configs, small, threads=2)):
+                  train_many(configs, small, threads=2),
+                  train_many(configs, small, processes=2)):
         for a, b in zip(other, one):
             assert_same_run(a, b, rtol=1e-12)
     # order of the configs does not matter either
@@ -185,6 +186,13 @@ def test_patience_epochs_and_on_epoch(small):
     for i, rb in enumerate(batched):
         mine = [(e, n) for j, e, n in seen if j == i]
         assert mine == [(e, e) for e in range(1, rb.history.epochs + 1)]
+    # in worker processes: the same runs, and on_epoch replayed here epoch by epoch
+    seen_p = []
+    in_processes = train_many(configs, small, processes=2, on_epoch=lambda i, e, h: seen_p.append((i, e, h.epochs)))
+    for rp, rb in zip(in_processes, batched):
+        assert_same_run(rp, rb, rtol=1e-12)
+        assert rp.network.predict(small.X_test).tolist() == rb.network.predict(small.X_test).tolist()
+    assert sorted(seen_p) == sorted(seen)
 
 
 def test_network_outputs_are_usable(mixed, digits):
@@ -199,6 +207,8 @@ def test_empty_and_bad_threads(small):
     assert train_many([], small) == []
     with pytest.raises(SgdlabError, match="threads"):
         train_many([cfg()], small, threads=0)
+    with pytest.raises(SgdlabError, match="processes"):
+        train_many([cfg()], small, processes=True)
 
 
 # -- kernels -----------------------------------------------------------------------------------

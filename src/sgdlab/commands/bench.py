@@ -42,8 +42,10 @@ def register(sub):
     p.add_argument("--runs-sample", type=positive_int, default=12,
                    help="runs of the grid timed on the single engine, then scaled (default: 12)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--processes", type=positive_int, default=None,
+                   help="worker processes of the batched engine (default: the cores of this machine)")
     p.add_argument("--threads", type=positive_int, default=None,
-                   help="threads of the batched engine (default: the cores of this machine)")
+                   help="threads of the batched engine instead of processes (default: none)")
     p.add_argument("--matmul-size", type=positive_int, default=2000,
                    help="size of the square float64 product taken as the machine's reference (default: 2000)")
     p.set_defaults(func=run)
@@ -72,6 +74,12 @@ def epochs_run(history) -> int:
     return history.epochs + (1 if history.status == "diverged" else 0)
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the engine's workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def matmul_gflops(size=2000, repeat=3) -> float:
     """GFLOP/s of the best of ``repeat`` float64 ``size x size`` products (BLAS as configured)."""
     import numpy as np
@@ -91,7 +99,7 @@ def matmul_gflops(size=2000, repeat=3) -> float:
 class BenchResult:
     runs: int
     epochs: int
-    threads: int
+    workers: str
     batched_s: float
     batched_cpu_s: float
     sample: int
@@ -109,22 +117,27 @@ class BenchResult:
         return self.single_scaled_s / self.batched_s
 
 
-def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, matmul_size=2000) -> BenchResult:
+def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, matmul_size=2000,
+          processes=None) -> BenchResult:
     import numpy as np
 
     from ..data import load_dataset
     from ..train import train
     from ..train.batched import train_many
 
-    threads = threads or os.cpu_count() or 1
+    if threads:
+        parallel, workers = {"threads": threads}, f"{threads} threads"
+    else:
+        processes = processes or os.cpu_count() or 1
+        parallel, workers = {"processes": processes}, f"{processes} processes"
     data = load_dataset("digits")
     configs = paper_grid(epochs, seeds, dtype)
     mm = matmul_gflops(matmul_size)
     train_many(configs[:2], data)  # warm up imports and caches
     load = os.getloadavg()
-    t, c = time.perf_counter(), time.process_time()
-    results = train_many(configs, data, threads=threads)
-    batched_s, batched_cpu = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), _cpu_seconds()
+    results = train_many(configs, data, **parallel)
+    batched_s, batched_cpu = time.perf_counter() - t, _cpu_seconds() - c
     sample_idx = np.unique(np.linspace(0, len(configs) - 1, min(runs_sample, len(configs))).round().astype(int))
     t = time.perf_counter()
     for i in sample_idx:
@@ -136,7 +149,7 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     f_train, f_eval = flops_per_epoch(sizes, n_train, n_eval, 10)
     done_epochs = sum(epochs_run(r.history) for r in results)
     gflop = done_epochs * (f_train + f_eval) / 1e9
-    return BenchResult(len(configs), epochs, threads, batched_s, batched_cpu, len(sample_idx), single_s,
+    return BenchResult(len(configs), epochs, workers, batched_s, batched_cpu, len(sample_idx), single_s,
                        single_s * len(configs) / len(sample_idx), done_epochs * n_train / batched_s, gflop,
                        gflop / batched_s, mm, sum(r.history.status == "diverged" for r in results),
                        tuple(round(x, 2) for x in load))
@@ -148,7 +161,8 @@ def report(r: BenchResult) -> str:
         f"{r.diverged} diverged",
         f"machine: {os.cpu_count()} cores, load average before the run {r.load[0]} "
         "(shared: timings are noisy)",
-        f"batched engine ({r.threads} threads): {r.batched_s:.2f} s wall, {r.batched_cpu_s:.2f} s CPU",
+        f"batched engine ({r.workers}): {r.batched_s:.2f} s wall, {r.batched_cpu_s:.2f} s CPU "
+        "(this process and its workers)",
         f"single engine: {r.single_sample_s:.2f} s for {r.sample} runs -> {r.single_scaled_s:.1f} s for {r.runs} "
         f"(scaled)",
         f"speed-up: {r.ratio:.1f}x",
@@ -159,7 +173,7 @@ def report(r: BenchResult) -> str:
 
 
 def run(args) -> int:
-    r = bench(args.epochs, args.seeds, args.runs_sample, args.dtype, args.threads, args.matmul_size)
+    r = bench(args.epochs, args.seeds, args.runs_sample, args.dtype, args.threads, args.matmul_size, args.processes)
     print(report(r))
     return 0
 

@@ -55,7 +55,7 @@ DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momen
 EVAL_BYTES = 1 << 20  # evaluation handles about this many bytes of activations at a time
 EVAL_ROWS = 360  # ... in chunks of at most this many rows
 MIN_SHARED = 4  # a seed with fewer models than this in a group goes to a gathered stack
-CACHE_MODELS = 128  # shared stacks are cut into chunks of at most this many models (cache-sized)
+CACHE_MODELS = 64  # shared stacks are cut into chunks of at most this many models (cache-sized)
 
 OnEpoch = Callable[[int, int, History], None]
 
@@ -639,7 +639,7 @@ def plan(configs: Sequence[RunConfig], data: Dataset, max_bytes: int | None = No
 
 
 def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | None = None,
-               on_epoch: OnEpoch | None = None, threads: int = 1) -> list[TrainResult]:
+               on_epoch: OnEpoch | None = None, threads: int = 1, processes: int = 1) -> list[TrainResult]:
     """Train every config on ``data``: the results of ``[train(c, data) for c in configs]``.
 
     Parameters
@@ -657,11 +657,18 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         The returned networks come on top (``8 P`` bytes each).
     on_epoch : callable, optional
         ``on_epoch(index, epoch, history)`` after each recorded epoch of ``configs[index]``
-        (with ``threads > 1`` from worker threads, one call at a time).
+        (with ``threads > 1`` from worker threads, one call at a time; with ``processes > 1``
+        in this process, epoch by epoch, once the run's stack has finished).
     threads : int
-        Stacks trained at once on this many threads (numpy and BLAS release the GIL). The
-        default, 1, suits callers that already run one process per core (the study runner).
-        BLAS is held to one thread during the call.
+        Stacks trained at once on this many threads (numpy and BLAS release the GIL, the
+        Python between the calls does not). The default, 1, suits callers that already run
+        one process per core (the study runner).
+    processes : int
+        Stacks trained at once in this many worker processes (forked where the platform
+        allows): no GIL between them, so it scales better than ``threads``. Each stack is
+        trained whole in one worker, so results do not depend on it.
+
+    BLAS is held to one thread during the call (and in the workers).
 
     Returns
     -------
@@ -669,44 +676,98 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         One per config, in the order given.
     """
     configs = list(configs)
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise SgdlabError(f"threads: expected a positive integer, got {threads!r}")
+    for name, value in (("threads", threads), ("processes", processes)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise SgdlabError(f"{name}: expected a positive integer, got {value!r}")
     results: dict[int, TrainResult] = {}
     prepared: dict[str, _Prepared] = {}
-    stacks = plan(configs, data, max_bytes, threads)
+    workers = max(threads, processes)
+    stacks = plan(configs, data, max_bytes, workers)
     for key, _ in stacks:
         if key.dtype not in prepared:
             prepared[key.dtype] = _prepare(data, np.dtype(key.dtype))
-    # the largest stacks first, so that threads finish together
+    # the largest stacks first, so that the workers finish together
     stacks.sort(key=lambda item: -len(item[1]))
+    jobs = [(key, [configs[i] for i in members], members) for key, members in stacks]
 
-    def run(item):
-        key, members = item
-        stack = Stack(key, [configs[i] for i in members], members)
-        train_stack(stack, prepared[key.dtype], results, callback)
+    with _blas_threads(1):
+        if processes > 1 and len(jobs) > 1:
+            _run_in_processes(jobs, prepared, min(processes, len(jobs)), results, on_epoch)
+        elif threads > 1 and len(jobs) > 1:
+            _run_in_threads(jobs, prepared, min(threads, len(jobs)), results, on_epoch)
+        else:
+            for job in jobs:
+                train_stack(Stack(*job), prepared[job[0].dtype], results, on_epoch)
+    return [results[i] for i in range(len(configs))]
+
+
+def _run_in_threads(jobs, prepared, n, results, on_epoch) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     callback = on_epoch
-    # BLAS on one thread: the products are small, and threads (or the runner's processes)
-    # already use every core.
-    with _blas_threads(1):
-        if threads == 1 or len(stacks) == 1:
-            for item in stacks:
-                run(item)
-        else:
-            import threading
-            from concurrent.futures import ThreadPoolExecutor
+    if on_epoch is not None:
+        lock = threading.Lock()
 
-            if on_epoch is not None:
-                lock = threading.Lock()
+        def callback(index, epoch, history):
+            with lock:
+                on_epoch(index, epoch, history)
 
-                def callback(index, epoch, history):
-                    with lock:
-                        on_epoch(index, epoch, history)
+    def run(job):
+        train_stack(Stack(*job), prepared[job[0].dtype], results, callback)
 
-            with ThreadPoolExecutor(min(threads, len(stacks))) as pool:
-                for f in [pool.submit(run, item) for item in stacks]:
-                    f.result()
-    return [results[i] for i in range(len(configs))]
+    with ThreadPoolExecutor(n) as pool:
+        for f in [pool.submit(run, job) for job in jobs]:
+            f.result()
+
+
+_WORKER_DATA: dict = {}
+
+
+def _worker_init(prepared) -> None:
+    _WORKER_DATA["prepared"] = prepared
+    _WORKER_DATA["blas"] = _blas_threads(1)
+    _WORKER_DATA["blas"].__enter__()
+
+
+def _worker_train(job) -> dict[int, tuple]:
+    """Train one stack in a worker; per run ``(weights, biases, history)`` (a
+    :class:`Network` holds functions, which do not pickle)."""
+    out: dict[int, TrainResult] = {}
+    train_stack(Stack(*job), _WORKER_DATA["prepared"][job[0].dtype], out)
+    return {i: (r.network.weights, r.network.biases, r.history) for i, r in out.items()}
+
+
+def _result(config: RunConfig, sizes, weights, biases, history) -> TrainResult:
+    net = Network(list(sizes), config.activation, config.output, config.cost, config.dtype)
+    net.weights, net.biases = weights, biases
+    return TrainResult(net, history, config)
+
+
+def _run_in_processes(jobs, prepared, n, results, on_epoch) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(prepared,)) as pool:
+        futures = {pool.submit(_worker_train, job): job for job in jobs}
+        for f in as_completed(futures):
+            key, configs, members = futures[f]
+            by_index = dict(zip(members, configs))
+            for index, (weights, biases, history) in sorted(f.result().items()):
+                results[index] = _result(by_index[index], key.sizes, weights, biases, history)
+                if on_epoch is not None:
+                    _replay(on_epoch, index, history)
+
+
+def _replay(on_epoch: OnEpoch, index: int, history: History) -> None:
+    """Call ``on_epoch`` for each recorded epoch of a finished run, with the history as it
+    stood after that epoch."""
+    d = history.to_dict()
+    lists = {k: v for k, v in d.items() if isinstance(v, list)}
+    for epoch in range(1, history.epochs + 1):
+        partial = History(**{k: v[:epoch] for k, v in lists.items()})
+        on_epoch(index, epoch, partial)
 
 
 def _blas_threads(n: int):
