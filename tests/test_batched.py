@@ -357,7 +357,7 @@ def test_bench_command_prints_every_figure(capsys):
 
     assert main(["bench", "--epochs", "1", "--seeds", "1", "--runs-sample", "2", "--matmul-size", "200"]) == 0
     out = capsys.readouterr().out
-    for text in ("72 runs x 1 epochs", "batched engine", "single engine", "for 2 runs", "speed-up",
+    for text in ("72 runs x 1 epochs", "batched engine", "single engine", "for 2 runs", "speed-up", "per CPU second",
                  "samples/s", "GFLOP/s achieved", "one float64 matmul"):
         assert text in out
     train, evaluation = flops_per_epoch([64, 32, 16, 10], 1078, 1797, 10)

@@ -1,10 +1,11 @@
 """``sgdlab bench``: the paper's grid on the batched engine, against the single engine.
 
-In one process it prints: the wall time of the paper grid (2 costs x 3 activations x 2
-inits x 6 lrs x 5 seeds = 360 runs, paper mode, digits, batch 10) with
-:func:`sgdlab.train.batched.train_many`; the single engine on a fixed sample of those
-runs, scaled to the grid, and the ratio; aggregate training samples per second; and the
-achieved GFLOP/s next to the GFLOP/s of one large float64 matrix product measured here.
+In one command it prints: the wall and CPU time of the paper grid (2 costs x 3 activations
+x 2 inits x 6 lrs x 5 seeds = 360 runs, paper mode, digits, batch 10) with
+:func:`sgdlab.train.batched.train_many` (one worker process per core by default, their CPU
+time included); the single engine on a fixed sample of those runs in this process, scaled to
+the grid, and the ratios of wall and of CPU time; aggregate training samples per second; and
+the achieved GFLOP/s next to the GFLOP/s of one large float64 matrix product measured here.
 
 FLOPs counted (``P_l = (fan_in + 1) * fan_out``, ``P = sum P_l``; ``n`` training rows):
 
@@ -111,6 +112,7 @@ class BenchResult:
     matmul_gflops: float
     diverged: int
     load: tuple
+    single_scaled_cpu_s: float = float("nan")
 
     @property
     def ratio(self) -> float:
@@ -139,10 +141,10 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     results = train_many(configs, data, **parallel)
     batched_s, batched_cpu = time.perf_counter() - t, _cpu_seconds() - c
     sample_idx = np.unique(np.linspace(0, len(configs) - 1, min(runs_sample, len(configs))).round().astype(int))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_seconds()
     for i in sample_idx:
         train(configs[i], data)
-    single_s = time.perf_counter() - t
+    single_s, single_cpu = time.perf_counter() - t, _cpu_seconds() - c
     n_train = len(data.y_train)
     n_eval = n_train + len(data.y_val) + len(data.y_test)
     sizes = [data.n_features, 32, 16, data.n_classes]
@@ -152,7 +154,7 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     return BenchResult(len(configs), epochs, workers, batched_s, batched_cpu, len(sample_idx), single_s,
                        single_s * len(configs) / len(sample_idx), done_epochs * n_train / batched_s, gflop,
                        gflop / batched_s, mm, sum(r.history.status == "diverged" for r in results),
-                       tuple(round(x, 2) for x in load))
+                       tuple(round(x, 2) for x in load), single_cpu * len(configs) / len(sample_idx))
 
 
 def report(r: BenchResult) -> str:
@@ -165,7 +167,8 @@ def report(r: BenchResult) -> str:
         "(this process and its workers)",
         f"single engine: {r.single_sample_s:.2f} s for {r.sample} runs -> {r.single_scaled_s:.1f} s for {r.runs} "
         f"(scaled)",
-        f"speed-up: {r.ratio:.1f}x",
+        f"speed-up: {r.ratio:.1f}x wall; per CPU second {r.single_scaled_cpu_s / r.batched_cpu_s:.1f}x "
+        f"({r.single_scaled_cpu_s:.1f} s CPU scaled for the single engine)",
         f"throughput: {r.samples_per_s:,.0f} training samples/s",
         f"arithmetic: {r.gflop:.1f} GFLOP -> {r.gflops:.2f} GFLOP/s achieved; one float64 matmul: "
         f"{r.matmul_gflops:.2f} GFLOP/s ({100 * r.gflops / r.matmul_gflops:.0f} %)",
