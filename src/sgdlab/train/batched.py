@@ -14,22 +14,22 @@ units; samples are rows, as in the single engine):
   trailing column of ones, ``[A, 1]``, so a layer with its bias is one product;
 - the first layer's parameters of all models are one matrix ``(n_in + 1, K * fan_out)``
   (model ``k`` owns the columns ``k * fan_out : (k + 1) * fan_out``, the last row is the
-  bias). Models that share a seed share their minibatch, so for a *shared* stack (one seed)
-  the first layer's forward pass and its gradient are each **one wide GEMM**:
-  ``Z = [X, 1] @ W`` and ``G = [X, 1]^T @ Delta``; the per-epoch permuted training set is
-  built once, and each minibatch is a view of it;
+  bias). The models are ordered by cost, then seed; consecutive models with one seed (a
+  *seed run*) share their minibatch, so the first layer's forward pass and its gradient are
+  one wide GEMM per run: ``Z = [X, 1] @ W`` and ``G = [X, 1]^T @ Delta``. Each seed's
+  training set is permuted once per epoch and each minibatch is a view of it;
 - the later layers are ``(K, fan_in + 1, fan_out)`` and go through ``np.matmul`` over the
   model axis (one small GEMM per model, inside one numpy call);
 - all parameters live in one flat array ``theta`` (and the gradient in ``grad``), so the
   update is one call: without momentum and L2 the learning rate (per model) and the ``1/b``
   of the minibatch mean are folded into the output delta, and ``theta -= grad``;
-- a *gathered* stack (models of several seeds, each with few models) gathers each model's
+- a stack whose seed runs average fewer than ``MIN_SHARED`` models gathers each model's
   minibatch into ``(K, b, n_in + 1)`` and runs the first layer per model too.
 
-:func:`plan` makes one shared stack per (group, seed), cut into chunks by the memory
-budget; seeds with fewer than ``MIN_SHARED`` models of a group are pooled into gathered
-stacks. A model that diverges, stops early or reaches its last epoch leaves its stack at the
-end of that epoch; the others go on.
+:func:`plan` cuts each group (:class:`GroupKey`) into stacks of at most ``CACHE_MODELS``
+models within the memory budget. A model that diverges, stops early or reaches its last
+epoch leaves its stack at the end of that epoch; the others go on. :func:`train_many` trains
+the stacks one after the other, on threads or in worker processes.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ from .loop import History, TrainResult
 DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momentum and L2) in one stack
 EVAL_BYTES = 1 << 20  # evaluation handles about this many bytes of activations at a time
 EVAL_ROWS = 360  # ... in chunks of at most this many rows
-MIN_SHARED = 4  # a seed with fewer models than this in a group goes to a gathered stack
-CACHE_MODELS = 64  # shared stacks are cut into chunks of at most this many models (cache-sized)
+MIN_SHARED = 4  # a stack whose seed runs average fewer models than this gathers each minibatch
+CACHE_MODELS = 64  # stacks hold at most this many models (cache-sized; two per group of the paper grid)
 
 OnEpoch = Callable[[int, int, History], None]
 
@@ -191,6 +191,7 @@ class Stack:
         self.hidden_times = times_derivative(key.activation)
         self.out_times = times_derivative(key.output)
         self.velocity: np.ndarray | None = None
+        self._eval: dict[tuple[int, int], tuple] = {}
         params = [init_params(self.sizes, c.init, c.bias_init, rng_streams(c.seed)[0], self.dtype)
                   for c in configs]
         self._allocate(len(configs))
@@ -310,8 +311,6 @@ class Stack:
         """Arrays for a forward pass of ``k`` models on ``rows`` rows: the pre-activations of
         each layer ``(rows, k, units)`` (the hidden ones then hold the activations), the
         outputs and a scratch array of their shape. Kept across epochs."""
-        if not hasattr(self, "_eval"):
-            self._eval = {}
         bufs = self._eval.get((rows, k))
         if bufs is None:
             zs = [np.empty((rows, k, s), dtype=self.dtype) for s in self.sizes[1:]]
