@@ -12,11 +12,11 @@ units; samples are rows, as in the single engine):
 
 - activations, pre-activations and deltas are ``(b, K, units)``; hidden activations carry a
   trailing column of ones, ``[A, 1]``, so a layer with its bias is one product;
-- the first layer's parameters of all models are one matrix ``(n_in + 1, K * fan_out)``
-  (model ``k`` owns the columns ``k * fan_out : (k + 1) * fan_out``, the last row is the
+- the first layer's parameters of all models are one matrix ``(K * fan_out, n_in + 1)``
+  (model ``k`` owns the rows ``k * fan_out : (k + 1) * fan_out``; the last column is the
   bias). The models are ordered by cost, then seed; consecutive models with one seed (a
   *seed run*) share their minibatch, so the first layer's forward pass and its gradient are
-  one wide GEMM per run: ``Z = [X, 1] @ W`` and ``G = [X, 1]^T @ Delta``. Each seed's
+  one wide GEMM per run: ``Z = [X, 1] @ W^T`` and ``G = Delta^T @ [X, 1]``. Each seed's
   training set is permuted once per epoch and each minibatch is a view of it;
 - the later layers are ``(K, fan_in + 1, fan_out)`` and go through ``np.matmul`` over the
   model axis (one small GEMM per model, inside one numpy call);
@@ -168,8 +168,9 @@ class Stack:
     """The parameters and optimiser state of ``K`` networks of one group.
 
     ``theta`` (flat) holds every parameter; ``first`` is the first layer's view
-    ``(n_in + 1, K * fan_out)``, ``blocks[l]`` (``l >= 1``) the view ``(K, fan_in + 1, fan_out)``
-    of a later layer (in both, the last row is the bias). ``grad`` has the same layout.
+    ``(K * fan_out, n_in + 1)`` (a row per unit: its weights, then its bias), ``blocks[l]`` (``l >= 1``) the view ``(K, fan_in + 1, fan_out)``
+    of a later layer (its last row is the bias); ``layer(l)`` shows any layer as
+    ``(K, fan_in + 1, fan_out)``. ``grad`` has the same layout.
     The models are ordered by cost, then seed: ``runs`` lists ``(k0, k1, seed)`` for each
     run of consecutive models that share a seed (and so a minibatch). ``shared``: the runs
     are long enough (``MIN_SHARED`` models on average) for the first layer to be one GEMM per
@@ -219,14 +220,14 @@ class Stack:
         self.runs = [tuple(r) for r in self.runs]
         self.shared = len(self.runs) * MIN_SHARED <= K or len(self.runs) == 1
         h1 = self.layers[0][1]
-        self.first_runs = [self.first[:, k0 * h1:k1 * h1] for k0, k1, _ in self.runs]
-        self.grad_first_runs = [self.grad_first[:, k0 * h1:k1 * h1] for k0, k1, _ in self.runs]
+        self.first_runs = [self.first[k0 * h1:k1 * h1].T for k0, k1, _ in self.runs]  # (n_in + 1, k * h1)
+        self.grad_first_runs = [self.grad_first[k0 * h1:k1 * h1] for k0, k1, _ in self.runs]  # (k * h1, n_in + 1)
         self.buffers: dict[int, _Buffers] = {}
 
     def _views(self, flat):
         K, (fan_in, fan_out) = self.K, self.layers[0]
         o = (fan_in + 1) * fan_out * K
-        first = flat[:o].reshape(fan_in + 1, K * fan_out)
+        first = flat[:o].reshape(K * fan_out, fan_in + 1)
         blocks = [None]
         for fan_in, fan_out in self.layers[1:]:
             size = (fan_in + 1) * fan_out * K
@@ -241,7 +242,7 @@ class Stack:
         if l:
             return blocks[l]
         fan_in, fan_out = self.layers[0]
-        return first.reshape(fan_in + 1, self.K, fan_out).swapaxes(0, 1)
+        return first.reshape(self.K, fan_out, fan_in + 1).swapaxes(1, 2)
 
     def per_param(self, values, weights_only: bool = False) -> np.ndarray:
         """A flat array in ``theta``'s layout holding each model's value on each of its
@@ -367,7 +368,7 @@ def gradient(stack: Stack, X, Y, buf: _Buffers) -> np.ndarray:
             stack.hidden_times(deltas[l - 1], zs[l - 1], zs[l - 1], buf.tmp[l - 1])
     if stack.shared:
         for Xr, D, G in zip(X, buf.d0_runs, stack.grad_first_runs):
-            np.matmul(Xr.T, D, out=G)
+            np.matmul(D.T, Xr, out=G)  # G^T = Delta^T [X, 1]: faster than [X, 1]^T Delta in OpenBLAS
     else:
         np.matmul(X.swapaxes(1, 2), buf.delta_T[0], out=stack.layer(0, stack.grad))
     return stack.grad
@@ -457,7 +458,7 @@ def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
                     if s.start < k1 and s.stop > k0]
         weights = [blk[k0:k1, :-1] for blk in stack.blocks[1:]]
         biases = [blk[k0:k1, -1][None] for blk in stack.blocks[1:]]
-        first = stack.first[:, k0 * h1:k1 * h1]
+        first = stack.first[k0 * h1:k1 * h1].T
         for i, (p0, p1) in enumerate(prep.bounds):
             for r0 in range(p0, p1, rows):
                 r1 = min(r0 + rows, p1)
