@@ -21,7 +21,8 @@ import pytest
 from sgdlab import RunConfig, load_dataset, train
 from sgdlab.cli import main
 from sgdlab.report import render_records
-from sgdlab.report.narrative import init_effect, output_layer
+from sgdlab.report.narrative import init_effect, output_layer, unexplained_by_output
+from sgdlab.report.tables import Comparison
 from sgdlab.study.analysis import select_records
 from sgdlab.study.records import RunRecord, run_key
 from sgdlab.train.loop import History
@@ -224,6 +225,18 @@ def test_output_layer_sentence_is_computed_from_the_data():
                 [synthetic([0.2, 0.3 + 0.01 * s], mode="corrected", output="sigmoid", seed=s) for s in (0, 1)]
     text = output_layer(None, select_records(both_fail))[0]
     assert text.startswith("None of the 1")
+
+
+def test_unexplained_failure_sentence_names_cells_that_work_in_paper_mode():
+    works = select_records([synthetic([0.95 + 0.01 * s], cost="mse", seed=s) for s in (0, 1)])[0]
+    fails = select_records([synthetic([0.1 + 0.01 * s], cost="ce", seed=s) for s in (0, 1)])[0]
+    comps = [Comparison("mse", "xavier", "tanh", 91 / 360, works, None, None),   # paper fails, ours works
+             Comparison("ce", "xavier", "tanh", 242 / 360, fails, None, None),   # paper works better than ours
+             Comparison("ce", "gaussian", "tanh", 32 / 360, fails, None, None)]  # both fail
+    [text] = unexplained_by_output(comps)
+    assert text.startswith("The output layer does not explain 1 published failure:")
+    assert "tanh + mse, xavier: paper 25.28 %" in text and "+ ce" not in text
+    assert unexplained_by_output(comps[1:]) == []
 
 
 def test_init_sentence_counts_clear_differences():

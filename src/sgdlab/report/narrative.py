@@ -88,7 +88,21 @@ def paper_numbers(comps: Sequence[Comparison]) -> list[str]:
             out.append(f"The paper reports {word} than all our seeds for {len(group)}: " + "; ".join(
                 f"{c.activation} + {c.cost}, {c.init}: paper {pct(c.paper)} %, ours "
                 f"{pct(c.paper_mode.best.val.min)}–{pct(c.paper_mode.best.val.max)} %" for c in group) + ".")
+    out.extend(unexplained_by_output(done))
     return out
+
+
+def unexplained_by_output(comps: Sequence[Comparison]) -> list[str]:
+    """Published failures that the output layer cannot explain: the paper reports a failing
+    number, yet our runs with the paper's own output layer (paper mode) work."""
+    group = [c for c in comps if c.paper_mode is not None and c.paper < FAIL
+             and c.paper_mode.best.val.mean >= WORKS]
+    if not group:
+        return []
+    return [f"The output layer does not explain {len(group)} published failure{'s' * (len(group) != 1)}: "
+            "with the hidden activation on the output layer, as the paper did, our runs work — " + "; ".join(
+                f"{c.activation} + {c.cost}, {c.init}: paper {pct(c.paper)} %, ours {_val(c.paper_mode)}"
+                for c in group) + "."]
 
 
 def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Selection]) -> list[str]:
