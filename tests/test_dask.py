@@ -259,6 +259,7 @@ def test_cli_unreachable_scheduler_exit_2(tmp_path, monkeypatch, capsys):
     assert rc == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sgdlab: error: --scheduler: cannot reach the Dask scheduler"), err
+    assert not (tmp_path / "out" / "results.sqlite").exists()  # no empty store left to refuse a retry
 
 
 def test_cli_without_dask_says_how_to_install(tmp_path, monkeypatch, capsys):

@@ -371,6 +371,13 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
             summary.seconds = time.perf_counter() - t0
             summary.counts = _counts(store)
             raise StudyInterrupted(summary) from None
+        except SgdlabError:
+            # A backend that failed before any result (e.g. an unreachable Dask scheduler)
+            # must not leave an empty store that a retry would then refuse without --resume.
+            if not resuming and summary.ran == 0:
+                store.close()
+                _remove_store(out)
+            raise
         finally:
             bar.close()
         summary.seconds = time.perf_counter() - t0
