@@ -15,13 +15,8 @@ from sgdlab.baselines import common, run_compare, write_compare
 from sgdlab.baselines.compare import aggregate, render, runner
 from sgdlab.cli import main
 from sgdlab.config import RunConfig
-from sgdlab.data import Dataset, load_dataset
+from sgdlab.data import Dataset
 from sgdlab.train import train
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from sgdlab.config import RunConfig
-from sgdlab.data import load_dataset
 from sgdlab.errors import SgdlabError
 from sgdlab.nn.activations import ACTIVATIONS
 from sgdlab.train import train
@@ -18,11 +17,6 @@ from sgdlab.nn.costs import get_cost
 from sgdlab.train.batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
 
 PARTS = ("train", "val", "test")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

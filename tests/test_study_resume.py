@@ -3,7 +3,6 @@ then resumed, ends with exactly the runs of an uninterrupted study, bit for bit.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -15,6 +14,7 @@ import pytest
 
 from sgdlab.cli import main
 from sgdlab.study import Store
+from _helpers import comparable
 
 # 2 lrs x 10 seeds = 20 runs in 10 groups of 2 (a group is one seed)
 SPEC = """\
@@ -28,16 +28,6 @@ activation = "sigmoid"
 output = "sigmoid"
 """
 TOTAL, GROUPS = 20, 10
-
-
-def comparable(records):
-    """Everything a run produced except wall-clock seconds, by key."""
-    out = {}
-    for r in records:
-        final = {k: v for k, v in r.final.items() if k != "seconds"}
-        hist = {k: v for k, v in r.history.to_dict().items() if k != "seconds"}
-        out[r.key] = (r.mode, r.config, r.status, json.dumps(final), json.dumps(hist), r.test_predictions, r.error)
-    return out
 
 
 def stored_rows(db) -> int:

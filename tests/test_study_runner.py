@@ -14,6 +14,7 @@ from sgdlab.cli import main
 from sgdlab.errors import SgdlabError
 from sgdlab.study import Store, open_study, run_study
 from sgdlab.study.spec import parse_spec
+from _helpers import comparable
 
 # 2 cells x 2 lrs x 2 seeds, 3 epochs = 8 runs in 4 groups (activation x seed)
 SMALL = """\
@@ -31,16 +32,6 @@ output = "sigmoid"
 """
 
 HAVE_REPORT = importlib.util.find_spec("sgdlab.report") is not None
-
-
-def comparable(records):
-    """Everything a run produced except wall-clock seconds, by key."""
-    out = {}
-    for r in records:
-        final = {k: v for k, v in r.final.items() if k != "seconds"}
-        hist = {k: v for k, v in r.history.to_dict().items() if k != "seconds"}
-        out[r.key] = (r.mode, r.config, r.status, json.dumps(final), json.dumps(hist), r.test_predictions, r.error)
-    return out
 
 
 @pytest.fixture(scope="module")

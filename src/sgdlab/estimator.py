@@ -37,7 +37,7 @@ from .nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from .nn.costs import COSTS
 from .nn.init import BIAS_INITS, INITS
 from .nn.network import Network, one_hot
-from .train.loop import History, build_network, epoch_batches
+from .train.loop import History, build_network
 from .train.optim import SGD
 
 #: Output activations whose values can be read as class probabilities.
