@@ -153,6 +153,14 @@ def test_predict_bad_inputs(capsys, tmp_path, csv_files):
     assert_one_line_error(*cli(capsys, "predict", str(junk), "--input", str(csv_files["good"]))[::2])
 
 
+def test_unwritable_save_path_fails_before_training(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where --save wants a directory
+    code, out, err = cli(capsys, "train", "--epochs", "1", "--save", str(blocker / "sub" / "m.npz"))
+    assert_one_line_error(code, err)
+    assert "--save: cannot create" in err and out == ""  # refused by the check made before training
+
+
 def test_gradcheck_command(capsys):
     code, out, err = cli(capsys, "gradcheck", "--layers", "5", "--samples", "4", "--activation", "tanh",
                          "--output", "softmax", "--cost", "cce")

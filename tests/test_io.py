@@ -73,8 +73,9 @@ def test_truncated_file(tmp_path, net):
 def test_not_a_zip_at_all(tmp_path):
     path = tmp_path / "m.npz"
     path.write_text("hello, I am a text file\n")
-    with pytest.raises(SgdlabError):
+    with pytest.raises(SgdlabError, match="not an .npz archive; sgdlab never unpickles") as e:
         load(path)
+    assert "allow_pickle" not in str(e.value)  # never suggest loading it unsafely
 
 
 def test_foreign_npz(tmp_path):

@@ -65,7 +65,11 @@ def load(path) -> tuple[Network, dict]:
             arrays = {k: z[k] for k in files if k != "meta"}
     except SgdlabError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError) as e:
+    except ValueError as e:
+        if "pickle" in str(e):  # not a zip archive: numpy would need pickle to read it
+            raise _bad(path, "not an .npz archive; sgdlab never unpickles files") from None
+        raise _bad(path, f"{type(e).__name__}: {e}") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError) as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(path, "wrong format tag")

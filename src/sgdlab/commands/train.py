@@ -28,11 +28,17 @@ def run(args) -> int:
     if args.save:  # fail on an unwritable path before training, not after
         from pathlib import Path
 
-        parent = Path(args.save).resolve().parent
-        if parent.exists() and not parent.is_dir():
-            from ..errors import SgdlabError
+        import os
 
-            raise SgdlabError(f"--save: {parent} is not a directory")
+        from ..errors import SgdlabError
+
+        parent = Path(args.save).resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SgdlabError(f"--save: cannot create {parent} ({e.strerror or e})") from None
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise SgdlabError(f"--save: cannot write into {parent}")
     show = is_tty() and not args.json
     if show:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
