@@ -23,6 +23,7 @@ from ..errors import SgdlabError
 from .activations import LEAKY_SLOPE, Activation, get_activation
 from .costs import SHORTCUTS, Cost, check_pairing, get_cost
 from .init import init_params
+from .inplace import ONES, TIMES_DERIVATIVE
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -180,9 +181,7 @@ def augment(X) -> np.ndarray:
     return out
 
 
-# A Python number in a ufunc call costs about as much as the operation itself on these
-# small arrays (dtype discovery and promotion); 0-d arrays of the right dtype do not.
-_ONES = {np.dtype(t): np.ones((), dtype=t) for t in DTYPES.values()}
+_ONES = ONES  # 0-d ones of each dtype (see nn/inplace.py)
 
 
 # In-place activations, out = f(z). Same values as activations.py up to float rounding.
@@ -217,35 +216,7 @@ _FORWARD_INTO = {
 }
 
 
-# In-place chain rule for elementwise activations: delta *= f'(z), from the output a where
-# that is cheaper (``tmp`` is scratch of delta's shape).
-def _sigmoid_times(delta, z, a, tmp):
-    np.subtract(_ONES[tmp.dtype], a, out=tmp)
-    tmp *= a
-    delta *= tmp
-
-
-def _tanh_times(delta, z, a, tmp):
-    np.multiply(a, a, out=tmp)
-    np.subtract(_ONES[tmp.dtype], tmp, out=tmp)
-    delta *= tmp
-
-
-def _relu_times(delta, z, a, tmp):
-    delta *= z > 0
-
-
-def _leaky_relu_times(delta, z, a, tmp):
-    delta *= np.where(z > 0, 1.0, LEAKY_SLOPE).astype(delta.dtype, copy=False)
-
-
-_TIMES_DERIVATIVE = {
-    "sigmoid": _sigmoid_times,
-    "tanh": _tanh_times,
-    "relu": _relu_times,
-    "leaky_relu": _leaky_relu_times,
-    "identity": None,  # f' = 1
-}
+_TIMES_DERIVATIVE = TIMES_DERIVATIVE  # in-place delta *= f'(z), shared with the batched engine
 
 
 class _Buffers:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.activations import LEAKY_SLOPE
+from ..nn.inplace import TIMES_DERIVATIVE
 
 
 # -- activations, in place ------------------------------------------------------------------
@@ -68,37 +69,7 @@ _FORWARD_INTO = {
 }
 
 
-def _sigmoid_times(delta, z, a, tmp):
-    np.subtract(1, a, out=tmp)
-    tmp *= a
-    delta *= tmp
-
-
-def _tanh_times(delta, z, a, tmp):
-    np.multiply(a, a, out=tmp)
-    np.subtract(1, tmp, out=tmp)
-    delta *= tmp
-
-
-def _relu_times(delta, z, a, tmp):
-    np.greater(z, 0, out=tmp)  # 1.0 or 0.0
-    delta *= tmp
-
-
-def _leaky_relu_times(delta, z, a, tmp):
-    np.greater(z, 0, out=tmp)
-    tmp *= 1 - LEAKY_SLOPE
-    tmp += LEAKY_SLOPE
-    delta *= tmp
-
-
-_TIMES = {
-    "sigmoid": _sigmoid_times,
-    "tanh": _tanh_times,
-    "relu": _relu_times,
-    "leaky_relu": _leaky_relu_times,
-    "identity": None,  # f' = 1
-}
+_TIMES = TIMES_DERIVATIVE  # the in-place chain rule is shared with the single engine
 
 
 def forward_into(name: str):
