@@ -200,26 +200,25 @@ def check_seeds(seeds) -> list[int]:
     return [int(s) for s in out]
 
 
-def parse_frameworks(text_or_list) -> list[str]:
-    """``"sgdlab,torch"`` or a list -> validated names in the given order, no duplicates."""
+def _parse_names(text_or_list, key: str, kind: str, valid, aliases=None) -> list[str]:
+    """``"a,b"`` or a list -> validated names in the given order, no duplicates."""
     items = text_or_list.split(",") if isinstance(text_or_list, str) else list(text_or_list)
     names = [str(s).strip().lower() for s in items if str(s).strip()]
-    aliases = {"tf": "tensorflow", "keras": "tensorflow", "scikit-learn": "sklearn", "pytorch": "torch"}
-    names = [aliases.get(n, n) for n in names]
+    names = [(aliases or {}).get(n, n) for n in names]
     if not names:
-        raise SgdlabError(f"frameworks: give at least one of {', '.join(FRAMEWORKS)}")
+        raise SgdlabError(f"{key}: give at least one of {', '.join(valid)}")
     for n in names:
-        if n not in FRAMEWORKS:
-            raise SgdlabError(f"frameworks: unknown framework {n!r}; valid: {', '.join(FRAMEWORKS)}")
+        if n not in valid:
+            raise SgdlabError(f"{key}: unknown {kind} {n!r}; valid: {', '.join(valid)}")
     return list(dict.fromkeys(names))
+
+
+def parse_frameworks(text_or_list) -> list[str]:
+    """``"sgdlab,torch"`` or a list -> validated framework names (aliases tf, keras, pytorch, ...)."""
+    aliases = {"tf": "tensorflow", "keras": "tensorflow", "scikit-learn": "sklearn", "pytorch": "torch"}
+    return _parse_names(text_or_list, "frameworks", "framework", FRAMEWORKS, aliases)
 
 
 def parse_models(text_or_list) -> list[str]:
-    items = text_or_list.split(",") if isinstance(text_or_list, str) else list(text_or_list)
-    names = [str(s).strip().lower() for s in items if str(s).strip()]
-    if not names:
-        raise SgdlabError(f"models: give at least one of {', '.join(MODEL_NAMES)}")
-    for n in names:
-        if n not in MODEL_NAMES:
-            raise SgdlabError(f"models: unknown model {n!r}; valid: {', '.join(MODEL_NAMES)}")
-    return list(dict.fromkeys(names))
+    """``"paper,corrected"`` or a list -> validated model names."""
+    return _parse_names(text_or_list, "models", "model", MODEL_NAMES)
