@@ -154,6 +154,19 @@ def test_cli_compare_with_a_hidden_framework(monkeypatch, tmp_path, capsys):
     assert (folder / "corrected.md").read_text() == before
 
 
+def test_cli_compare_into_a_study_rerenders_its_report(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "s"\nepochs = 1\nseeds = 1\nlr = 1.0\ninit = "xavier"\ncost = "ce"\n'
+                    'activation = "sigmoid"\noutput = "sigmoid"\n')
+    study = tmp_path / "study"
+    assert main(["study", str(spec), "--out", str(study), "--jobs", "1", "--no-report"]) == 0
+    assert not (study / "report.md").exists()
+    assert main(["compare", "--out", str(study), "--seeds", "1", "--epochs", "1", "--frameworks", "sgdlab",
+                 "--models", "paper", "--no-sklearn-defaults", "--quiet"]) == 0
+    assert "report: " in capsys.readouterr().out
+    assert "paper_val_acc" in (study / "report.md").read_text()  # the frameworks figure is in the report
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--frameworks", "sgdlab,caffe"], "unknown framework 'caffe'"),
     (["--frameworks", ","], "give at least one"),

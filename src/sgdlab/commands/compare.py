@@ -48,7 +48,20 @@ def run(args) -> int:
         print(f"\n{mc.model.title}\n")
         print(table_markdown(mc.rows()))
     print("\nwrote " + ", ".join(str(p) for p in paths))
+    _rerender_study_report(args.out)
     return 0
+
+
+def _rerender_study_report(out) -> None:
+    """When OUT is a study directory, render its report again so it shows the new tables."""
+    from pathlib import Path
+
+    from ..study.runner import STORE_NAME
+
+    if (Path(out) / STORE_NAME).is_file():
+        from ..report import render
+
+        print(f"report: {render(Path(out))} (now with the frameworks section)")
 
 
 def _writable(out):
