@@ -50,6 +50,7 @@ from ..nn.init import init_params
 from ..nn.network import Network, one_hot
 from .batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
 from .loop import History, TrainResult
+from .optim import flat_update
 
 DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momentum and L2) in one stack
 EVAL_BYTES = 1 << 20  # evaluation handles about this many bytes of activations at a time
@@ -405,25 +406,8 @@ def sgd_step(stack: Stack) -> None:
     if stack.plain:
         theta -= g
         return
-    tmp = stack.scratch
-    if stack.decay is not None:
-        np.multiply(theta, stack.decay, out=tmp)
-        g += tmp
-    if stack.momentum is not None:
-        v = stack.velocity
-        if v is None:
-            v = stack.velocity = g.copy()
-        else:
-            v *= stack.momentum
-            v += g
-        if stack.nesterov is not None:
-            np.multiply(v, stack.momentum, out=tmp)
-            nest = np.add(g, tmp)
-            g = np.where(stack.nesterov, nest, v)
-        else:
-            g = v
-    np.multiply(g, stack.lr, out=tmp)
-    theta -= tmp
+    stack.velocity = flat_update(theta, g, stack.scratch, stack.lr, decay=stack.decay, momentum=stack.momentum,
+                                 nesterov=stack.nesterov, velocity=stack.velocity)
 
 
 # -- evaluation ---------------------------------------------------------------------------------

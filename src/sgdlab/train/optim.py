@@ -63,28 +63,49 @@ class SGD:
         tmp = self._scratch
         if tmp is None or tmp.shape != theta.shape or tmp.dtype != theta.dtype:
             tmp = self._scratch = np.empty_like(theta)
-        g = grad
+        decay = None
         if self.l2:
             if self._decay is None or self._decay.shape != theta.shape:
                 if weight_mask is None:
                     raise ValueError("step_flat with l2 > 0 needs weight_mask")
                 self._decay = (self.l2 * np.asarray(weight_mask)).astype(theta.dtype)
-            np.multiply(theta, self._decay, out=tmp)  # l2 * W (exactly; 0 for biases)
-            g += tmp
-        if self.momentum:
-            v = self.flat_velocity
-            if v is None:
-                v = self.flat_velocity = g.copy()
-            else:
-                v *= self.momentum
-                v += g
-            if self.nesterov:
-                np.multiply(v, self.momentum, out=tmp)
-                g += tmp
-            else:
-                g = v
+            decay = self._decay
         lr = self._lr
         if lr is None or lr.dtype != theta.dtype or lr != self.lr:
             lr = self._lr = np.array(self.lr, dtype=theta.dtype)  # 0-d: cheaper than a float here
-        np.multiply(g, lr, out=tmp)
-        theta -= tmp
+        self.flat_velocity = flat_update(theta, grad, tmp, lr, decay=decay, momentum=self.momentum or None,
+                                         nesterov=self.nesterov, velocity=self.flat_velocity)
+
+
+def flat_update(theta, grad, tmp, lr, *, decay=None, momentum=None, nesterov=False, velocity=None):
+    """``theta -= lr * step`` in place, the update of :class:`SGD` on flat arrays; returns the
+    velocity (None without momentum).
+
+    ``g = grad + decay * theta``; ``v = momentum * v + g`` (``v = g`` on the first step);
+    ``step = g + momentum * v`` (Nesterov) or ``v``. ``lr``, ``decay``, ``momentum`` and
+    ``nesterov`` are scalars, or arrays broadcasting against ``theta`` (the batched engine
+    passes one value per model; ``nesterov`` then a boolean column). ``grad`` and ``tmp``
+    (scratch of ``theta``'s shape) are overwritten. Shared by the single engine's fast path
+    and the batched engine, so both follow the same rule.
+    """
+    g = grad
+    if decay is not None:
+        np.multiply(theta, decay, out=tmp)  # l2 * W (exactly; 0 for biases)
+        g += tmp
+    if momentum is not None:
+        if velocity is None:
+            velocity = g.copy()
+        else:
+            velocity *= momentum
+            velocity += g
+        if nesterov is True:
+            np.multiply(velocity, momentum, out=tmp)
+            g += tmp
+        elif nesterov is False or nesterov is None:
+            g = velocity
+        else:  # per-model choice
+            np.multiply(velocity, momentum, out=tmp)
+            g = np.where(nesterov, np.add(g, tmp), velocity)
+    np.multiply(g, lr, out=tmp)
+    theta -= tmp
+    return velocity
