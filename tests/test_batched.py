@@ -352,10 +352,27 @@ def test_bench_command_prints_every_figure(capsys):
     assert main(["bench", "--epochs", "1", "--seeds", "1", "--runs-sample", "2", "--matmul-size", "200"]) == 0
     out = capsys.readouterr().out
     for text in ("72 runs x 1 epochs", "batched engine", "single engine", "for 2 runs", "speed-up", "per CPU second",
-                 "samples/s", "GFLOP/s achieved", "one float64 matmul"):
+                 "samples/s", "GFLOP/s achieved", "one float64 matmul", "floor", "float64 exp at",
+                 "x the floor's CPU time"):
         assert text in out
     train, evaluation = flops_per_epoch([64, 32, 16, 10], 1078, 1797, 10)
     assert train == 12_456 * 1078 + 2 * 2778 * 108 and evaluation == 5556 * 1797
+
+
+def test_kernel_floor_counts_one_exp_per_transcendental_unit(digits):
+    from sgdlab.commands.bench import kernel_floor
+
+    configs = [RunConfig(hidden=(32, 16), activation=a, output=o, epochs=2, seed=0)
+               for a, o in (("sigmoid", "same"), ("relu", "same"), ("relu", "softmax"), ("tanh", "sigmoid"))]
+    results = train_many(configs, digits)
+    sizes, n_train, n_eval = [64, 32, 16, 10], len(digits.y_train), 1797
+    rows = 2 * (n_train + n_eval)
+    f = kernel_floor(results, sizes, n_train, n_eval, 10)
+    assert f.exps == rows * (58 + 0 + 10 + 58)
+    assert f.exp_s == pytest.approx(f.exps * f.exp_ns * 1e-9)
+    assert f.gemm_s > 0 and f.cpu_s == f.exp_s + f.gemm_s
+    only_relu = kernel_floor(results[1:2], sizes, n_train, n_eval, 10)
+    assert only_relu.exps == 0 and only_relu.exp_s == 0
 
 
 def test_bench_rejects_bad_flags(capsys):

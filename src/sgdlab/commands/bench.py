@@ -17,6 +17,12 @@ FLOPs counted (``P_l = (fan_in + 1) * fan_out``, ``P = sum P_l``; ``n`` training
 For 64-32-16-10: 12,456 FLOP per training sample and 5,556 per evaluated row, so one
 epoch of one run is about 14.0 MFLOP of training (update included) and 10.0 MFLOP of
 evaluation; the 360-run grid of 30 epochs is 259 GFLOP.
+
+Last, a *floor* (:func:`kernel_floor`): the CPU time of only the grid's exps (one per unit of
+a sigmoid, tanh or softmax layer, per training sample and per evaluated row) and of the
+engine's matrix products, each timed alone at the engine's shapes on one core. No numpy
+engine that keeps this decomposition and numpy's ``exp`` can take less; the engine's CPU time
+is printed as a multiple of it.
 """
 
 from __future__ import annotations
@@ -96,6 +102,101 @@ def matmul_gflops(size=2000, repeat=3) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
+def _best_seconds(fn, repeat=5, number=20) -> float:
+    """Seconds per call of ``fn``: the best of ``repeat`` timings of ``number`` calls."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t) / number)
+    return best
+
+
+@dataclass
+class Floor:
+    """A lower bound on the batched engine's CPU time for a grid: only its transcendental
+    functions and its matrix products, each timed alone at the engine's own shapes (one BLAS
+    thread, arrays in cache), with no Python between the calls and no other pass over memory."""
+
+    exps: float  # exp calls (elements) the grid needs: its sigmoid / tanh / softmax units
+    exp_ns: float  # numpy's exp in the grid's dtype, ns per element
+    dtype: str
+    exp_s: float
+    gemm_s: float  # the engine's matrix products at their measured rates
+    gemm_gflops: float  # ... which is this rate on the grid's GEMM FLOPs
+
+    @property
+    def cpu_s(self) -> float:
+        return self.exp_s + self.gemm_s
+
+
+TRANSCENDENTAL = ("sigmoid", "tanh", "softmax")
+
+
+def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", run_width=12, stack=60,
+                 eval_models=5, eval_rows=360) -> Floor:
+    """The :class:`Floor` of a finished grid (``results``: its TrainResults).
+
+    The products are the ones :mod:`sgdlab.train.batched` makes, per model: each training
+    step, the first layer's forward product and gradient as one GEMM for ``run_width`` models
+    that share a minibatch, and for every later layer the forward product, the weight gradient
+    and the delta (``np.matmul`` over a stack of ``stack`` models); each epoch, the forward
+    pass on ``n_eval`` rows in blocks of ``eval_rows`` rows and ``eval_models`` models. The
+    exps are one per unit of a sigmoid, tanh or softmax layer, per training sample (forward
+    pass) and per evaluated row.
+    """
+    import numpy as np
+
+    from ..train.batched import _blas_threads
+
+    rng = np.random.default_rng(0)
+    dt = np.dtype(dtype)
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dt)
+
+    n_in, h1 = sizes[0] + 1, sizes[1]
+    later = list(zip(sizes[1:-1], sizes[2:]))
+    with _blas_threads(1):
+        Xb, W1, Z1 = arr(batch_size, n_in), arr(n_in, run_width * h1), arr(batch_size, run_width * h1)
+        G1 = arr(run_width * h1, n_in)
+        step = _best_seconds(lambda: np.matmul(Xb, W1, out=Z1)) + _best_seconds(lambda: np.matmul(Z1.T, Xb, out=G1))
+        step /= run_width
+        for fi, fo in later:
+            A, W, Z = arr(stack, batch_size, fi + 1), arr(stack, fi + 1, fo), arr(stack, batch_size, fo)
+            D = arr(stack, batch_size, fi)
+            step += (_best_seconds(lambda: np.matmul(A, W, out=Z))
+                     + _best_seconds(lambda: np.matmul(A.swapaxes(1, 2), Z, out=W))
+                     + _best_seconds(lambda: np.matmul(Z, W[:, :fi].swapaxes(1, 2), out=D))) / stack
+        Xe, We, Ze = arr(eval_rows, n_in), arr(n_in, eval_models * h1), arr(eval_rows, eval_models * h1)
+        block = _best_seconds(lambda: np.matmul(Xe, We, out=Ze))
+        for fi, fo in later:
+            A, W, Z = arr(eval_models, eval_rows, fi), arr(eval_models, fi, fo), arr(eval_models, eval_rows, fo)
+            block += _best_seconds(lambda: np.matmul(A, W, out=Z))
+        per_row = block / (eval_rows * eval_models)
+        x = rng.uniform(-40, 40, eval_rows * eval_models * h1).astype(dt)
+        out = np.empty_like(x)
+        exp_ns = _best_seconds(lambda: np.exp(x, out=out)) / x.size * 1e9
+
+    steps = -(-n_train // batch_size)
+    gemm_s = exps = model_epochs = 0.0
+    for r in results:
+        c, epochs = r.config, epochs_run(r.history)
+        model_epochs += epochs
+        output = c.activation if c.output == "same" else c.output
+        units = sum(sizes[1:-1]) * (c.activation in TRANSCENDENTAL) + sizes[-1] * (output in TRANSCENDENTAL)
+        exps += epochs * (n_train + n_eval) * units
+    gemm_s = model_epochs * (steps * step + n_eval * per_row)
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    gemm_flop = model_epochs * (n_train * (4 * sum((a + 1) * b for a, b in layers)
+                                           + 2 * sum(a * b for a, b in layers[1:]))
+                                + n_eval * 2 * sum((a + 1) * b for a, b in layers))
+    exp_s = exps * exp_ns * 1e-9
+    return Floor(exps, exp_ns, dt.name, exp_s, gemm_s, gemm_flop / gemm_s / 1e9)
+
+
 @dataclass
 class BenchResult:
     runs: int
@@ -113,6 +214,8 @@ class BenchResult:
     diverged: int
     load: tuple
     single_scaled_cpu_s: float = float("nan")
+    floor: Floor | None = None
+    n_workers: int = 1
 
     @property
     def ratio(self) -> float:
@@ -128,10 +231,10 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     from ..train.batched import train_many
 
     if threads:
-        parallel, workers = {"threads": threads}, f"{threads} threads"
+        parallel, workers, n_workers = {"threads": threads}, f"{threads} threads", threads
     else:
         processes = processes or os.cpu_count() or 1
-        parallel, workers = {"processes": processes}, f"{processes} processes"
+        parallel, workers, n_workers = {"processes": processes}, f"{processes} processes", processes
     data = load_dataset("digits")
     configs = paper_grid(epochs, seeds, dtype)
     mm = matmul_gflops(matmul_size)
@@ -151,10 +254,12 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     f_train, f_eval = flops_per_epoch(sizes, n_train, n_eval, 10)
     done_epochs = sum(epochs_run(r.history) for r in results)
     gflop = done_epochs * (f_train + f_eval) / 1e9
+    floor = kernel_floor(results, sizes, n_train, n_eval, 10, dtype)
     return BenchResult(len(configs), epochs, workers, batched_s, batched_cpu, len(sample_idx), single_s,
                        single_s * len(configs) / len(sample_idx), done_epochs * n_train / batched_s, gflop,
                        gflop / batched_s, mm, sum(r.history.status == "diverged" for r in results),
-                       tuple(round(x, 2) for x in load), single_cpu * len(configs) / len(sample_idx))
+                       tuple(round(x, 2) for x in load), single_cpu * len(configs) / len(sample_idx), floor,
+                       n_workers)
 
 
 def report(r: BenchResult) -> str:
@@ -172,7 +277,22 @@ def report(r: BenchResult) -> str:
         f"throughput: {r.samples_per_s:,.0f} training samples/s",
         f"arithmetic: {r.gflop:.1f} GFLOP -> {r.gflops:.2f} GFLOP/s achieved; one float64 matmul: "
         f"{r.matmul_gflops:.2f} GFLOP/s ({100 * r.gflops / r.matmul_gflops:.0f} %)",
+        *([] if r.floor is None else _floor_lines(r)),
     ])
+
+
+def _floor_lines(r: BenchResult) -> list[str]:
+    f = r.floor
+    wall = f.cpu_s / r.n_workers
+    return [
+        f"floor (the grid's exps and matrix products alone, each timed at the engine's shapes on one core; "
+        f"no Python, no other passes):",
+        f"  {f.exps / 1e9:.2f}e9 {f.dtype} exp at {f.exp_ns:.2f} ns = {f.exp_s:.1f} s CPU; matrix products "
+        f"{f.gemm_s:.1f} s CPU ({f.gemm_gflops:.1f} GFLOP/s per core at these shapes)",
+        f"  together {f.cpu_s:.1f} s CPU = {wall:.1f} s wall on {r.n_workers} workers, "
+        f"{r.gflop / wall:.1f} GFLOP/s ({100 * r.gflop / wall / r.matmul_gflops:.0f} % of the matmul); "
+        f"the engine takes {r.batched_cpu_s / f.cpu_s:.2f}x the floor's CPU time",
+    ]
 
 
 def run(args) -> int:
