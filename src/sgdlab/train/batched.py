@@ -48,7 +48,7 @@ from ..nn.activations import get_activation
 from ..nn.costs import SHORTCUTS, get_cost
 from ..nn.init import init_params
 from ..nn.network import Network, one_hot
-from .batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
+from .batched_kernels import ce_terms, ce_times_into, forward_into, loss_sums, times_derivative
 from .loop import History, TrainResult
 from .optim import flat_update
 
@@ -436,6 +436,7 @@ def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
     per_model = dtype.itemsize * rows * (sum(sizes[1:]) + sizes[-1])
     step = max(1, min(K, EVAL_BYTES // per_model))
     h1 = sizes[1]
+    sign, offset = prep.ce_terms
     for k0 in range(0, K, step):
         k1 = min(k0 + step, K)
         segments = [(max(s.start, k0) - k0, min(s.stop, k1) - k0, s.cost) for s in stack.segments
@@ -457,7 +458,7 @@ def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
                 out[i].acc[k0:k1] += np.count_nonzero(hits, axis=0)
                 for j0, j1, cost in segments:
                     out[i].loss[k0 + j0:k0 + j1] += loss_sums(cost, a[:, j0:j1], prep.Y_mask[r0:r1],
-                                                             tmp[:, j0:j1])
+                                                             tmp[:, j0:j1], (sign[r0:r1], offset[r0:r1]))
     for m, (p0, p1) in zip(out, prep.bounds):
         if p1 > p0:
             m.loss /= p1 - p0
@@ -473,7 +474,8 @@ def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
 class _Prepared:
     """A group's data in its dtype: the training inputs with a column of ones ``Xa`` and
     one-hot targets ``Y``; the train, validation and test inputs as one matrix ``X_all``
-    (rows ``bounds[i]`` are part ``i``), their labels and one-hot masks ``(rows, 1, n_out)``."""
+    (rows ``bounds[i]`` are part ``i``), their labels and one-hot masks ``(rows, 1, n_out)``,
+    and the cross-entropy's ``ce_terms`` of those masks."""
 
     Xa: np.ndarray
     Y: np.ndarray
@@ -483,6 +485,10 @@ class _Prepared:
     bounds: list
     n: int
     has_val: bool
+    ce_terms: tuple = ()
+
+    def __post_init__(self):
+        self.ce_terms = ce_terms(self.Y_mask, self.X_all.dtype)
 
 
 def _prepare(data: Dataset, dtype) -> _Prepared:

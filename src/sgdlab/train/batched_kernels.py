@@ -14,8 +14,8 @@ passes over memory the float64 error budget allows:
 - derivatives come from the outputs (``a (1 - a)``, ``1 - a^2``).
 
 The losses (:func:`loss_sums`) take the one-hot targets as a boolean mask, so the
-cross-entropy takes one ``log`` per output (``log a`` at the label, ``log(1 - a)`` elsewhere)
-instead of two. ``tests/test_batched.py`` checks every kernel against :mod:`sgdlab.nn`.
+cross-entropy takes one term per output (``a`` at the label, ``1 - a`` elsewhere) and, in
+float64, one ``log`` per row (of the product of its terms) instead of two per output. ``tests/test_batched.py`` checks every kernel against :mod:`sgdlab.nn`.
 """
 
 from __future__ import annotations
@@ -99,20 +99,37 @@ def ce_times_into(delta, a, Y, times, z, tmp):
     times(delta, z, a, tmp)
 
 
-def loss_sums(cost: str, a, Ymask, tmp) -> np.ndarray:
+def ce_terms(Ymask, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(2 y - 1, 1 - y)`` in ``dtype`` for one-hot targets ``Ymask`` (bool): see :func:`loss_sums`."""
+    return np.where(Ymask, 1, -1).astype(dtype), (~Ymask).astype(dtype)
+
+
+def loss_sums(cost: str, a, Ymask, tmp, terms=None) -> np.ndarray:
     """Per-model sum over samples and units of the cost of outputs ``a`` ``(n, k, units)``
     against one-hot targets ``Ymask`` (bool, ``(n, 1, units)``): divide by ``n`` for the
     mean cost of :mod:`sgdlab.nn.costs` (``mse``: ``1/2 ||a - y||^2``; ``ce``: ``-[y log c +
     (1 - y) log(1 - c)]`` with ``c`` clipped to ``[eps, 1 - eps]``; ``cce``: ``-log
-    max(a_label, eps)``). ``tmp``: scratch of ``a``'s shape. Returns shape ``(k,)``."""
+    max(a_label, eps)``). ``tmp``: scratch of ``a``'s shape; ``terms``: ``ce_terms(Ymask,
+    a.dtype)``, if the caller keeps it. Returns shape ``(k,)``.
+
+    The cross-entropy's terms are ``c`` at the label and ``1 - c`` elsewhere, written as
+    ``(1 - y) + (2 y - 1) c`` (exact: a sign and a 0 or 1). Where their product cannot
+    underflow (every term is at least ``eps``, so when ``eps ** units`` is a normal number:
+    float64 up to 19 units), a row takes one ``log`` of the product of its terms instead of
+    one per unit; that sum of logs differs from the per-unit one by float rounding (about
+    ``units`` ulps of 1, absolute, per row)."""
     eps = np.finfo(a.dtype).eps
     if cost == "mse":
         np.subtract(a, Ymask, out=tmp)
         return 0.5 * np.einsum("rku,rku->k", tmp, tmp)  # einsum: a fast reduction over axes 0 and 2
     if cost == "ce":
+        sign, offset = ce_terms(Ymask, a.dtype) if terms is None else terms
         np.minimum(a, 1 - eps, out=tmp)
         np.maximum(tmp, eps, out=tmp)
-        np.subtract(1, tmp, out=tmp, where=~Ymask)  # c at the label, 1 - c elsewhere
+        np.multiply(tmp, sign, out=tmp)
+        np.add(tmp, offset, out=tmp)  # c at the label, 1 - c elsewhere
+        if float(eps) ** a.shape[-1] > np.finfo(a.dtype).tiny:
+            return -np.log(tmp.prod(axis=-1)).sum(axis=0)
         np.log(tmp, out=tmp)
         return -np.einsum("rku->k", tmp)
     if cost == "cce":
