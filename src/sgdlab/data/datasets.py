@@ -6,11 +6,15 @@ Test/Train/Validation = 1078/360/359; the 60 % part is the training set, and sin
 accuracy the paper reports is a multiple of 1/360, its validation set had 360 images.)
 ``iris``, ``wine`` and ``breast_cancer`` are standardised with the training part's mean
 and standard deviation only. A CSV or NPZ path is loaded as is (see :func:`read_table`).
+An IDX images file (MNIST's format, plain or gzipped) is flattened to one row per image,
+with unsigned-byte pixels divided by 255 (see :func:`read_idx` and :func:`read_idx_dataset`).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +38,7 @@ class Dataset:
     y_test: np.ndarray
     classes: np.ndarray
     feature_names: list[str] = field(default_factory=list)
-    images: np.ndarray | None = None  # digits: the 8x8 images of the whole set, for figures
+    images: np.ndarray | None = None  # digits, IDX: the (n, rows, cols) images of the whole set, for figures
 
     @property
     def n_features(self) -> int:
@@ -152,9 +156,14 @@ def _csv_width(path) -> int | None:
 
 
 def read_features(path, n_features: int | None = None) -> np.ndarray:
-    """Features only (for ``predict``); a CSV may or may not hold a label column."""
+    """Features only (for ``predict``); a CSV may or may not hold a label column.
+
+    An IDX images file is flattened and scaled as :func:`read_idx_dataset` does in training.
+    """
     p = Path(path)
-    if p.suffix.lower() == ".npz":
+    if is_idx_path(p):
+        X = _idx_features(read_idx(p), path)
+    elif p.suffix.lower() == ".npz":
         X, _, _ = read_table(path, need_label=False)
     else:
         # one column more than the model's inputs: the last is a label (maybe text); drop it
@@ -163,6 +172,137 @@ def read_features(path, n_features: int | None = None) -> np.ndarray:
     if n_features is not None and X.shape[1] != n_features:
         raise SgdlabError(f"{path}: {X.shape[1]} feature columns, the model expects {n_features}")
     return X
+
+
+# --------------------------------------------------------------------------- IDX (MNIST's format)
+
+#: IDX element type code -> big-endian numpy dtype
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_idx_path(name) -> bool:
+    """True if ``name`` is to be read as an IDX file: its file name contains ``idx``
+    (``train-images-idx3-ubyte``, ``t10k-images.idx3-ubyte.gz``) and it is not a .csv/.npz."""
+    base = Path(str(name)).name.lower()
+    return "idx" in base and not base.endswith((".csv", ".npz"))
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (plain, or gzipped: detected by its magic bytes ``1f 8b``).
+
+    Layout, all big-endian: ``00 00 TT DD``, with ``TT`` the element type (0x08 uint8,
+    0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64) and ``DD`` the number
+    of dimensions; then ``DD`` uint32 sizes; then the elements in C order.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape the ``DD`` sizes, the file's element type in native byte order.
+
+    Raises
+    ------
+    SgdlabError
+        Missing or unreadable file, damaged gzip stream, bad magic, unknown type code, no
+        dimensions, or a payload that is not exactly ``prod(sizes) * itemsize`` bytes
+        (a truncated or padded file).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SgdlabError(f"no such file: {path}")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise SgdlabError(f"{path}: cannot read ({e})") from None
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            raise SgdlabError(f"{path}: not a readable gzip file ({e})") from None
+    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        raise SgdlabError(f"{path}: not an IDX file (it must start with bytes 00 00, then the type code "
+                          f"and the number of dimensions; it starts with {raw[:4].hex(' ') or 'nothing'})")
+    code, ndim = raw[2], raw[3]
+    if code not in IDX_TYPES:
+        valid = ", ".join(f"0x{c:02X} ({np.dtype(t).name})" for c, t in IDX_TYPES.items())
+        raise SgdlabError(f"{path}: unknown IDX type code 0x{code:02X}; valid: {valid}")
+    if ndim == 0:
+        raise SgdlabError(f"{path}: an IDX file needs at least one dimension, the header says 0")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise SgdlabError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
+                          f"the file has {len(raw)}")
+    shape = tuple(int(n) for n in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(IDX_TYPES[code])
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    actual = len(raw) - header
+    if actual != expected:
+        what = "truncated" if actual < expected else "padded"
+        raise SgdlabError(f"{path}: IDX payload is {actual} bytes, expected {expected} for shape "
+                          f"{shape} of {dtype.name} ({what} file?)")
+    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))
+
+
+def idx_label_candidates(images_path) -> list[Path]:
+    """Where MNIST's naming convention puts the labels of ``images_path``: ``images`` ->
+    ``labels`` and ``idx3`` -> ``idx1`` in the file name, with and without ``.gz``."""
+    p = Path(str(images_path))
+    base = p.name.replace("images", "labels").replace("idx3", "idx1")
+    if base == p.name:
+        return []
+    stem = base[:-3] if base.endswith(".gz") else base
+    return [p.with_name(n) for n in (base, stem if base != stem else stem + ".gz")]
+
+
+def _idx_features(raw, path) -> np.ndarray:
+    """IDX images ``(n, d1, d2, ...)`` as float64 rows ``(n, d1 * d2 * ...)``; uint8 / 255."""
+    if raw.ndim < 2:
+        raise SgdlabError(f"{path}: an IDX images file needs 2 or more dimensions (n, ...), "
+                          f"this one has shape {raw.shape}")
+    X = raw.reshape(raw.shape[0], int(np.prod(raw.shape[1:]))).astype(np.float64)
+    if raw.dtype == np.uint8:
+        X /= 255.0  # unsigned bytes are pixel intensities 0..255, as in MNIST
+    elif not np.all(np.isfinite(X)):
+        raise SgdlabError(f"{path}: features must be finite numbers (found NaN or infinity)")
+    return X
+
+
+def read_idx_dataset(images, labels=None):
+    """Features and labels from an IDX images file and its IDX labels file.
+
+    Images ``(n, d1, d2, ...)`` become ``X`` of shape ``(n, d1 * d2 * ...)``, features
+    named ``px0, px1, ...``. Unsigned-byte pixels are divided by 255 (so they lie in
+    [0, 1], as digits' are divided by 16); other element types are loaded as is, as
+    float64. ``labels`` is the labels file's path; if None it is looked for beside the
+    images (:func:`idx_label_candidates`). Returns ``(X, y, names, imgs)``; ``imgs`` is the
+    ``(n, rows, cols)`` array as read when the images are 3-D, else None.
+    """
+    raw = read_idx(images)
+    X = _idx_features(raw, images)
+    if labels is None:
+        tried = idx_label_candidates(images)
+        found = [t for t in tried if t.is_file()]
+        if not found:
+            names = ", ".join(t.name for t in tried) or "none (the name has neither 'images' nor 'idx3')"
+            raise SgdlabError(f"{images}: no IDX labels file found beside it (tried: {names}); "
+                              "name it with --label PATH (a study spec: label = \"PATH\")")
+        labels = found[0]
+    elif not Path(str(labels)).is_file():
+        raise SgdlabError(f"no such IDX labels file: {labels} (for an IDX dataset the label is the path "
+                          "of the labels file, not a column name)")
+    y = read_idx(labels)
+    if y.ndim != 1:
+        raise SgdlabError(f"{labels}: IDX labels must be 1-D (n,), this file has shape {y.shape}")
+    if len(y) != len(raw):
+        raise SgdlabError(f"{images} has {len(raw)} images but {labels} has {len(y)} labels; they must match")
+    names = [f"px{i}" for i in range(X.shape[1])]
+    return X, y, names, raw if raw.ndim == 3 else None
 
 
 def _encode_labels(y, path):
@@ -200,16 +340,26 @@ def split_indices(y, split=(0.6, 0.2, 0.2), seed=0):
 
 
 def load_dataset(name="digits", split=(0.6, 0.2, 0.2), split_seed=0, label=None) -> Dataset:
-    """Load a bundled dataset by name, or a CSV/NPZ file by path, and split it."""
+    """Load a bundled dataset by name, or a CSV/NPZ/IDX file by path, and split it.
+
+    For a CSV, ``label`` names the label column (default: the last). For an IDX images
+    file (a name containing ``idx``), ``label`` is the path of the IDX labels file
+    (default: found beside the images by MNIST's naming, see :func:`read_idx_dataset`);
+    unsigned-byte pixels are divided by 255.
+    """
     images = None
     if name in BUNDLED:
         X, y, names, images = _bundled(name)
+        classes, y = _encode_labels(y, name)
+    elif is_idx_path(name):
+        X, y, names, images = read_idx_dataset(name, label)
         classes, y = _encode_labels(y, name)
     elif str(name).lower().endswith((".csv", ".npz")) or Path(str(name)).exists():
         X, y, names = read_table(name, label)
         classes, y = _encode_labels(y, name)
     else:
-        raise SgdlabError(f"unknown dataset {name!r}; valid: {', '.join(BUNDLED)}, or a .csv/.npz file")
+        raise SgdlabError(f"unknown dataset {name!r}; valid: {', '.join(BUNDLED)}, "
+                           "or a .csv/.npz file, or an IDX images file (a name containing 'idx')")
     if len(classes) < 2:
         raise SgdlabError(f"{name}: needs at least two classes, found {len(classes)}")
     tr, va, te = split_indices(y, split, split_seed)

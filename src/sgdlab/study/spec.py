@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import BUNDLED
+from ..data.datasets import is_idx_path
 from ..errors import SgdlabError
 from ..nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from ..nn.costs import COSTS
@@ -242,10 +243,23 @@ def _dataset(source, v, base_dir):
     p = Path(name)
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p  # a data file is found beside the spec, wherever sgdlab runs
-    if p.suffix.lower() in (".csv", ".npz") and p.is_file():
+    if (p.suffix.lower() in (".csv", ".npz") or is_idx_path(p)) and p.is_file():
         return str(p.resolve())
     raise _err(source, "dataset", f"unknown dataset {name!r}; valid: {', '.join(BUNDLED)}, "
-                                  "or an existing .csv/.npz file (relative to the spec)")
+                                  "or an existing .csv/.npz file or IDX images file (relative to the spec)")
+
+
+def _idx_label(source, label, dataset, base_dir):
+    """An IDX dataset's ``label`` is the labels file's path: found relative to the spec, like the data."""
+    if label is None or not is_idx_path(dataset):
+        return label
+    p = Path(label)
+    if not p.is_absolute() and base_dir is not None:
+        p = Path(base_dir) / p
+    if not p.is_file():
+        raise _err(source, "label", f"no such IDX labels file {label!r} (relative to the spec); an IDX "
+                                    "dataset's label is the path of its labels file")
+    return str(p.resolve())
 
 
 def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> StudySpec:
@@ -262,6 +276,7 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
     description = _str(source, "description", s["description"])
     dataset = _dataset(source, s["dataset"], base_dir)
     label = None if s["label"] is None else _str(source, "label", s["label"])
+    label = _idx_label(source, label, dataset, base_dir)
 
     split = s["split"]
     if not isinstance(split, list) or len(split) != 3 or any(
