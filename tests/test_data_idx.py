@@ -194,6 +194,21 @@ def test_cli_train_on_idx(tmp_path, capsys):
     assert res["config"]["dataset"] == str(images) and res["final"]["status"] == "done"
 
 
+def test_cli_predict_on_idx_matches_the_network(tmp_path, capsys):
+    from sgdlab import load
+
+    images, imgs, _ = write_pair(tmp_path)
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", str(images), "--epochs", "2", "--layers", "4", "--save", str(model),
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), "--input", str(images)]) == 0
+    lines = capsys.readouterr().out.split()
+    net, meta = load(model)
+    expected = np.asarray(meta["classes"])[net.predict(imgs.reshape(40, 12) / 255.0)]
+    assert lines[0] == "prediction" and lines[1:] == [str(c) for c in expected]
+
+
 def test_cli_bad_idx_is_one_line_exit_2(tmp_path, capsys):
     bad = tmp_path / "train-images-idx3-ubyte"
     bad.write_bytes(idx_bytes(np.zeros((4, 2, 2), np.uint8))[:-2])
