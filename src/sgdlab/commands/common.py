@@ -84,8 +84,9 @@ def split_fracs(text):
 def add_data_args(p):
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="digits",
-                   help=f"one of {', '.join(BUNDLED)}, or a .csv/.npz file (default: digits)")
-    g.add_argument("--label", default=None, help="label column of a CSV (default: the last column)")
+                   help=f"one of {', '.join(BUNDLED)}, a .csv/.npz file, or an IDX images file (default: digits)")
+    g.add_argument("--label", default=None, help="label column of a CSV (default: the last column); for an IDX "
+                   "dataset, the labels file (default: found beside the images)")
     g.add_argument("--split", type=split_fracs, default=(0.6, 0.2, 0.2), metavar="TR,VA,TE",
                    help="train,validation,test fractions (default: 0.6,0.2,0.2)")
     g.add_argument("--split-seed", type=nonneg_int, default=0, help="seed of the data split (default: 0)")
