@@ -9,7 +9,7 @@ def register(sub):
     p = sub.add_parser("predict", help="predict classes with a saved network",
                        description="Predict with a network saved by 'sgdlab train --save'.")
     p.add_argument("model", help="a .npz file written by sgdlab train --save")
-    p.add_argument("--input", required=True, help="features as .csv (header row) or .npz (array X)")
+    p.add_argument("--input", required=True, help="features as .csv (header row), .npz (array X) or an IDX images file")
     p.add_argument("--proba", action="store_true", help="also print the output activations")
     p.set_defaults(func=run)
 
