@@ -167,3 +167,22 @@ def test_continue_a_float32_network_under_a_float64_config(digits):
     result = train(RunConfig(epochs=1, seed=0), digits, network=net)
     assert all(p.dtype == np.float32 for p in result.network.params)
     assert result.history.status == "done"
+
+
+def test_small_networks_train_on_one_blas_thread(digits):
+    """A second BLAS thread only burns a core on the paper's products; big ones keep BLAS's own setting."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from sgdlab.train.blas import is_small
+
+    assert is_small([64, 32, 16, 10], 1797)
+    assert not is_small([784, 256, 10], 60000)
+    seen = []
+
+    def on_epoch(epoch, hist):
+        seen.append([p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"])
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        train(RunConfig(hidden=(8,), epochs=1), digits, on_epoch=on_epoch)
+        after = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    assert seen and all(n == 1 for n in seen[0])
+    assert all(n == 2 for n in after)  # restored

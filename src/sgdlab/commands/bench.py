@@ -103,15 +103,15 @@ def matmul_gflops(size=2000, repeat=3) -> float:
 
 
 def _seconds(fn, repeat=7, number=20) -> float:
-    """Seconds per call of ``fn``: the median of ``repeat`` timings of ``number`` calls (a
-    typical figure, like the engine's own total on a shared machine; the best would flatter)."""
+    """CPU seconds per call of ``fn`` (like the engine's CPU figure, without the time a shared
+    machine gives to others): the median of ``repeat`` timings of ``number`` calls."""
     fn()
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = time.process_time()
         for _ in range(number):
             fn()
-        times.append((time.perf_counter() - t) / number)
+        times.append((time.process_time() - t) / number)
     return sorted(times)[len(times) // 2]
 
 
@@ -151,7 +151,7 @@ def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", r
     """
     import numpy as np
 
-    from ..train.batched import _blas_threads
+    from ..train.blas import blas_threads
 
     rng = np.random.default_rng(0)
     dt = np.dtype(dtype)
@@ -161,7 +161,7 @@ def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", r
 
     n_in, h1 = sizes[0] + 1, sizes[1]
     later = list(zip(sizes[1:-1], sizes[2:]))
-    with _blas_threads(1):
+    with blas_threads(1):
         Xb, W1, Z1 = arr(batch_size, n_in), arr(n_in, run_width * h1), arr(batch_size, run_width * h1)
         G1 = arr(run_width * h1, n_in)
         step = _seconds(lambda: np.matmul(Xb, W1, out=Z1)) + _seconds(lambda: np.matmul(Z1.T, Xb, out=G1))

@@ -50,6 +50,7 @@ from ..nn.init import init_params
 from ..nn.network import Network, one_hot
 from .batched_kernels import ce_terms, ce_times_into, forward_into, loss_sums, times_derivative
 from .loop import History, TrainResult
+from .blas import blas_threads as _blas_threads
 from .optim import flat_update
 
 DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momentum and L2) in one stack
@@ -758,14 +759,3 @@ def _replay(on_epoch: OnEpoch, index: int, history: History) -> None:
     for epoch in range(1, history.epochs + 1):
         partial = History(**{k: v[:epoch] for k, v in lists.items()})
         on_epoch(index, epoch, partial)
-
-
-def _blas_threads(n: int):
-    """Hold BLAS to ``n`` threads (threadpoolctl, when installed) while the block runs."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return threadpool_limits(n, user_api="blas")

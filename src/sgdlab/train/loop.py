@@ -12,6 +12,7 @@ from ..config import RunConfig, rng_streams
 from ..data import Dataset, load_dataset
 from ..nn.costs import get_cost
 from ..nn.network import Network, PackedNetwork, augment, one_hot
+from .blas import for_network
 from .optim import SGD
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
@@ -113,7 +114,8 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     Xa, cost = parts[0][1], get_cost(net.cost)
     theta, mask = packed.theta, packed.weight_mask
     gradient, step = packed.gradient, opt.step_flat
-    with np.errstate(all="ignore"):
+    rows = max(bs, len(data.y_train), len(data.y_val), len(data.y_test))
+    with np.errstate(all="ignore"), for_network(packed.sizes, rows):
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             perm = shuffle_rng.permutation(n)
