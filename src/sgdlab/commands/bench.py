@@ -287,8 +287,8 @@ def _floor_lines(r: BenchResult) -> list[str]:
     f = r.floor
     wall = f.cpu_s / r.n_workers
     return [
-        f"floor (the grid's exps and matrix products alone, each timed at the engine's shapes on one core; "
-        f"no Python, no other passes):",
+        "floor (the grid's exps and matrix products alone, each timed at the engine's shapes on one core; "
+        "no Python, no other passes):",
         f"  {f.exps / 1e9:.2f}e9 {f.dtype} exp at {f.exp_ns:.2f} ns = {f.exp_s:.1f} s CPU; matrix products "
         f"{f.gemm_s:.1f} s CPU ({f.gemm_gflops:.1f} GFLOP/s per core at these shapes)",
         f"  together {f.cpu_s:.1f} s CPU = {wall:.1f} s wall on {r.n_workers} workers, "

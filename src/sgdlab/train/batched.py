@@ -696,13 +696,13 @@ def _run_in_threads(jobs, prepared, n, results, on_epoch) -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    callback = on_epoch
-    if on_epoch is not None:
-        lock = threading.Lock()
+    lock = threading.Lock()
 
-        def callback(index, epoch, history):
-            with lock:
-                on_epoch(index, epoch, history)
+    def locked(index, epoch, history):
+        with lock:
+            on_epoch(index, epoch, history)
+
+    callback = None if on_epoch is None else locked
 
     def run(job):
         train_stack(Stack(*job), prepared[job[0].dtype], results, callback)
