@@ -57,6 +57,7 @@ DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momen
 EVAL_BYTES = 1 << 20  # evaluation handles about this many bytes of activations at a time
 EVAL_ROWS = 360  # ... in chunks of at most this many rows
 MIN_SHARED = 4  # a stack whose seed runs average fewer models than this gathers each minibatch
+PERMUTED_BYTES = 256 << 20  # a stack's per-seed permuted copies of the training set stay below this
 CACHE_MODELS = 64  # stacks hold at most this many models (cache-sized; two per group of the paper grid)
 
 OnEpoch = Callable[[int, int, History], None]
@@ -515,12 +516,17 @@ def _augment(X) -> np.ndarray:
 def train_epoch(stack: Stack, prep: _Prepared, streams: dict) -> None:
     """One epoch of minibatch SGD for every model: each seed's stream draws one permutation,
     as in the single engine. A shared stack permutes the training set once per seed and
-    reads each minibatch as a view of it."""
+    reads each minibatch as a view of it, unless those copies would take more than
+    ``PERMUTED_BYTES`` (a large dataset, many seeds): then it gathers each run's minibatch
+    (the same rows, so the same numbers)."""
     n, bs = prep.n, stack.key.batch_size
     seeds = sorted(streams)
     perms = {s: streams[s].permutation(n) for s in seeds}
     if stack.shared:
-        Xp = {s: prep.Xa[perms[s]] for s in seeds}
+        if prep.Xa.nbytes * len(seeds) <= PERMUTED_BYTES:
+            Xp = {s: prep.Xa[perms[s]] for s in seeds}
+        else:
+            Xp = {s: _Gathered(prep.Xa, perms[s]) for s in seeds}
         run_X = [Xp[seed] for _, _, seed in stack.runs]
         if len(stack.runs) == 1:
             Yp = prep.Y[perms[seeds[0]]][:, None, :]
@@ -542,6 +548,16 @@ def train_epoch(stack: Stack, prep: _Prepared, streams: dict) -> None:
                 np.take(prep.Xa, idx, axis=0, out=X)
         gradient(stack, X, Y, buf)
         sgd_step(stack)
+
+
+class _Gathered:
+    """``X[perm]`` read by row slices without the copy: ``g[i:j]`` is ``X[perm[i:j]]``."""
+
+    def __init__(self, X, perm):
+        self.X, self.perm = X, perm
+
+    def __getitem__(self, rows: slice):
+        return self.X[self.perm[rows]]
 
 
 def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch | None = None) -> None:
