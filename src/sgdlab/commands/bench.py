@@ -233,10 +233,10 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     from ..train.batched import train_many
 
     if threads:
-        parallel, workers, n_workers = {"threads": threads}, f"{threads} threads", threads
+        parallel, workers, n_workers = {"threads": threads}, f"{threads} thread{'s' * (threads != 1)}", threads
     else:
         processes = processes or os.cpu_count() or 1
-        parallel, workers, n_workers = {"processes": processes}, f"{processes} processes", processes
+        parallel, workers, n_workers = {"processes": processes}, f"{processes} process{'es' * (processes != 1)}", processes
     data = load_dataset("digits")
     configs = paper_grid(epochs, seeds, dtype)
     mm = matmul_gflops(matmul_size)
