@@ -179,10 +179,16 @@ def test_small_networks_train_on_one_blas_thread(digits):
     seen = []
 
     def on_epoch(epoch, hist):
-        seen.append([p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"])
+        seen.append(blas())
+
+    def blas():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
 
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas()
+        if 2 not in before:
+            pytest.skip(f"BLAS would not take 2 threads here ({before})")
         train(RunConfig(hidden=(8,), epochs=1), digits, on_epoch=on_epoch)
-        after = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        after = blas()
     assert seen and all(n == 1 for n in seen[0])
-    assert all(n == 2 for n in after)  # restored
+    assert after == before  # restored
