@@ -145,9 +145,10 @@ def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", r
     step, the first layer's forward product and gradient as one GEMM for ``run_width`` models
     that share a minibatch, and for every later layer the forward product, the weight gradient
     and the delta (``np.matmul`` over a stack of ``stack`` models); each epoch, the forward
-    pass on ``n_eval`` rows in blocks of ``eval_rows`` rows and ``eval_models`` models. The
-    exps are one per unit of a sigmoid, tanh or softmax layer, per training sample (forward
-    pass) and per evaluated row.
+    pass on ``n_eval`` rows in blocks of ``eval_rows`` rows and ``eval_models`` models (the
+    defaults are the paper grid's stacks: 60 models, seed runs of 12, evaluation blocks of 5
+    models x 360 rows). The exps are one per unit of a sigmoid, tanh or softmax layer, per
+    training sample (forward pass) and per evaluated row.
     """
     import numpy as np
 
@@ -183,18 +184,17 @@ def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", r
         exp_ns = _seconds(lambda: np.exp(x, out=out)) / x.size * 1e9
 
     steps = -(-n_train // batch_size)
-    gemm_s = exps = model_epochs = 0.0
+    exps = model_epochs = 0
     for r in results:
         c, epochs = r.config, epochs_run(r.history)
         model_epochs += epochs
-        output = c.activation if c.output == "same" else c.output
-        units = sum(sizes[1:-1]) * (c.activation in TRANSCENDENTAL) + sizes[-1] * (output in TRANSCENDENTAL)
+        units = (sum(sizes[1:-1]) * (c.activation in TRANSCENDENTAL)
+                 + sizes[-1] * (c.output_activation in TRANSCENDENTAL))
         exps += epochs * (n_train + n_eval) * units
     gemm_s = model_epochs * (steps * step + n_eval * per_row)
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    gemm_flop = model_epochs * (n_train * (4 * sum((a + 1) * b for a, b in layers)
-                                           + 2 * sum(a * b for a, b in layers[1:]))
-                                + n_eval * 2 * sum((a + 1) * b for a, b in layers))
+    f_train, f_eval = flops_per_epoch(sizes, n_train, n_eval, batch_size)
+    update = 2 * sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])) * steps  # not a product
+    gemm_flop = model_epochs * (f_train - update + f_eval)
     exp_s = exps * exp_ns * 1e-9
     return Floor(exps, exp_ns, dt.name, exp_s, gemm_s, gemm_flop / gemm_s / 1e9)
 
