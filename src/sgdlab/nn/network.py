@@ -312,6 +312,14 @@ class PackedNetwork:
             buf = self._buffers[n] = _Buffers(self.sizes, n, self.dtype)
         return buf
 
+    def layer_outputs(self, Xa) -> list[np.ndarray]:
+        """Every layer's activations for the rows of ``Xa`` (with the column of ones), samples as
+        columns: ``(units, n)`` per layer, the output layer last. Views of internal buffers, as
+        for :meth:`predict_proba`."""
+        buf = self._buffers_for(Xa.shape[0])
+        self._forward(Xa, buf)
+        return buf.a
+
     def predict_proba(self, Xa) -> np.ndarray:
         """Output activations for the rows of ``Xa`` (with the column of ones), shape ``(n, n_outputs)``.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -13,6 +13,7 @@ from ..data import Dataset, load_dataset
 from ..nn.costs import get_cost
 from ..nn.network import Network, PackedNetwork, augment, one_hot
 from .blas import for_network
+from .diagnostics import Recorder, append_row, conclude, flat_sq_norms, flat_starts
 from .optim import SGD
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
@@ -22,9 +23,15 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
 class History:
     """Per-epoch metrics of one run (index ``i`` is epoch ``i + 1``).
 
-    ``status`` is ``done`` or ``diverged`` (a non-finite loss or parameter; ``diverged_epoch``
-    says when, and the lists hold the epochs before it). ``stopped_epoch`` is set when early
-    stopping ended the run.
+    ``status`` is ``done``, ``chance`` (finished, but the final validation accuracy is no
+    better than the majority-class rate: see :func:`sgdlab.train.diagnostics.at_chance`) or
+    ``diverged`` (a non-finite loss or parameter; ``diverged_epoch`` says when, and the lists
+    hold the epochs before it). ``stopped_epoch`` is set when early stopping ended the run.
+
+    ``diagnostics`` maps each name of :data:`sgdlab.train.diagnostics.NAMES` to one row per
+    epoch (row 0: the initial weights; row ``i``: after epoch ``i``) of per-layer values (NaN
+    where a metric does not apply); empty when they were not recorded. ``diagnosis`` is a
+    one-line explanation for a run at chance or diverged.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -37,6 +44,8 @@ class History:
     status: str = "done"
     diverged_epoch: int | None = None
     stopped_epoch: int | None = None
+    diagnostics: dict[str, list[list[float]]] = field(default_factory=dict)
+    diagnosis: str | None = None
 
     @property
     def epochs(self) -> int:
@@ -54,6 +63,12 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
+        """The inverse of :meth:`to_dict`; dicts written before a field existed get its default."""
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if d.get("diagnostics"):  # JSON has no NaN: null comes back as None
+            d["diagnostics"] = {k: [[float("nan") if x is None else x for x in row] for row in rows]
+                                for k, rows in d["diagnostics"].items()}
         return cls(**d)
 
 
@@ -85,12 +100,14 @@ def _finite(net: Network) -> bool:
 
 def train(config: RunConfig, data: Dataset | None = None, *,
           on_epoch: Callable[[int, History], None] | None = None,
-          network: Network | None = None) -> TrainResult:
+          network: Network | None = None, diagnostics: bool = True) -> TrainResult:
     """Train one network as ``config`` says, on ``data`` (loaded from the config if None).
 
     ``on_epoch(epoch, history)`` is called after each epoch (progress bars). ``network``
     continues training a given network instead of initialising one; the shuffling stream
-    still comes from ``config.seed``.
+    still comes from ``config.seed``. ``diagnostics=False`` skips the per-layer diagnostics
+    (:mod:`sgdlab.train.diagnostics`; ``History.diagnostics`` stays empty); the status
+    (``chance`` included) is set either way.
     """
     if data is None:
         data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
@@ -115,19 +132,38 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     theta, mask = packed.theta, packed.weight_mask
     gradient, step = packed.gradient, opt.step_flat
     rows = max(bs, len(data.y_train), len(data.y_val), len(data.y_test))
+    recorder = Recorder([config], packed.sizes, -(-n // bs)) if diagnostics else None
+    if recorder is not None:
+        layers = [b[None] for b in packed.blocks]
+        starts, scratch = flat_starts(packed.sizes), np.empty_like(packed.grad)
     with np.errstate(all="ignore"), for_network(packed.sizes, rows):
+        if recorder is not None:  # epoch 0: the initial weights
+            stats = recorder.validation()
+            _validation_stats(packed, parts[1][1], stats)
+            append_row(hist.diagnostics, recorder.row(layers, stats, initial=True))
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             perm = shuffle_rng.permutation(n)
             Xs, Ys = Xa[perm], Y_train[perm]
-            for i in range(0, n, bs):
-                step(theta, gradient(Xs[i:i + bs], Ys[i:i + bs]), mask)
+            if recorder is None:
+                for i in range(0, n, bs):
+                    step(theta, gradient(Xs[i:i + bs], Ys[i:i + bs]), mask)
+            else:
+                norms = recorder.grads
+                for i in range(0, n, bs):
+                    g = gradient(Xs[i:i + bs], Ys[i:i + bs])
+                    flat_sq_norms(g, starts, scratch, norms.next())
+                    step(theta, g, mask)
             packed.unpack()
             seconds = time.perf_counter() - t0
             metrics = {}
+            stats = recorder.validation() if recorder is not None else None
             for name, Xp, yp, Yp in parts:
                 if len(yp):
-                    out = packed.predict_proba(Xp)
+                    if name == "val" and stats is not None:
+                        out = _validation_stats(packed, Xp, stats)
+                    else:
+                        out = packed.predict_proba(Xp)
                     metrics[name] = (float(cost.value(out, Yp)), float(np.mean(np.argmax(out, axis=1) == yp)))
                 else:
                     metrics[name] = (float("nan"), float("nan"))
@@ -138,6 +174,8 @@ def train(config: RunConfig, data: Dataset | None = None, *,
                 getattr(hist, f"{name}_loss").append(metrics[name][0])
                 getattr(hist, f"{name}_acc").append(metrics[name][1])
             hist.seconds.append(seconds)
+            if recorder is not None:
+                append_row(hist.diagnostics, recorder.row(layers, stats))
             if on_epoch:
                 on_epoch(epoch, hist)
             if config.patience is not None and len(data.y_val):
@@ -148,4 +186,15 @@ def train(config: RunConfig, data: Dataset | None = None, *,
                     if waited >= config.patience:
                         hist.stopped_epoch = epoch
                         break
+    conclude(hist, config, data.y_val)
     return TrainResult(net, hist, config)
+
+
+def _validation_stats(packed: PackedNetwork, Xa, stats) -> np.ndarray:
+    """The forward pass on the validation rows ``Xa``, its layers' outputs added to ``stats``;
+    returns the outputs ``(n, n_outputs)`` (as :meth:`PackedNetwork.predict_proba`)."""
+    acts = packed.layer_outputs(Xa)
+    if Xa.shape[0]:
+        for l, a in enumerate(acts):
+            stats.add(l, a.T[None])
+    return acts[-1].T
