@@ -49,6 +49,7 @@ from ..nn.costs import RULES, cost_rule, shortcut_mask, uses_shortcut
 from ..nn.init import init_params
 from ..nn.network import Network, one_hot
 from .batched_kernels import ce_terms, ce_times_into, forward_into, loss_sums, times_derivative
+from .diagnostics import GradNorms, Recorder, ValidationStats, StackedNorms, append_row, conclude
 from .loop import History, TrainResult
 from .blas import blas_threads as _blas_threads
 from .optim import flat_update
@@ -427,7 +428,8 @@ class Metrics:
     acc: np.ndarray
 
 
-def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
+def evaluate(stack: Stack, prep: "_Prepared", stats: ValidationStats | None = None,
+             parts: Sequence[int] = (0, 1, 2)) -> list[Metrics]:
     """Loss and accuracy of every model on the train, validation and test sets, as the single
     engine computes them (the forward pass, the cost's mean value, the share of rows whose
     largest output is the label).
@@ -436,7 +438,11 @@ def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
     inside each part; the models in blocks of about ``EVAL_BYTES`` of activations per chunk,
     so a block's first layer is one GEMM, ``(rows, n_in + 1) @ (n_in + 1, k * fan_out)``, and
     everything stays in cache. Later layers add their bias after the product (no column of
-    ones to copy into)."""
+    ones to copy into).
+
+    ``stats``: each layer's outputs on the validation rows are added to it (the diagnostics,
+    see :mod:`sgdlab.train.diagnostics`). ``parts``: the parts evaluated (0 train, 1
+    validation, 2 test); the others' metrics are NaN."""
     K, sizes, dtype = stack.K, stack.sizes, stack.dtype
     out = [Metrics(np.zeros(K), np.zeros(K)) for _ in prep.bounds]
     rows = min(EVAL_ROWS, max(r1 - r0 for r0, r1 in prep.bounds))
@@ -452,6 +458,8 @@ def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
         biases = [blk[k0:k1, -1][None] for blk in stack.blocks[1:]]
         first = stack.first[k0 * h1:k1 * h1].T
         for i, (p0, p1) in enumerate(prep.bounds):
+            if i not in parts:
+                continue
             for r0 in range(p0, p1, rows):
                 r1 = min(r0 + rows, p1)
                 zs, a, tmp = stack.eval_buffers(r1 - r0, k1 - k0)
@@ -461,13 +469,17 @@ def evaluate(stack: Stack, prep: "_Prepared") -> list[Metrics]:
                     np.matmul(_T(zs[l - 1]), weights[l - 1], out=_T(zs[l]))
                     zs[l] += biases[l - 1]
                 stack.out_into(zs[-1], a)
+                if stats is not None and i == 1:
+                    for l in range(len(stack.layers) - 1):  # zs[l] holds the activations
+                        stats.add(l, _T(zs[l]), k0)
+                    stats.add(len(stack.layers) - 1, _T(a), k0)
                 hits = np.argmax(a, axis=2) == prep.y_all[r0:r1, None]
                 out[i].acc[k0:k1] += np.count_nonzero(hits, axis=0)
                 for j0, j1, cost in segments:
                     out[i].loss[k0 + j0:k0 + j1] += loss_sums(cost, a[:, j0:j1], prep.Y_mask[r0:r1],
                                                              tmp[:, j0:j1], (sign[r0:r1], offset[r0:r1]))
-    for m, (p0, p1) in zip(out, prep.bounds):
-        if p1 > p0:
+    for i, (m, (p0, p1)) in enumerate(zip(out, prep.bounds)):
+        if p1 > p0 and i in parts:
             m.loss /= p1 - p0
             m.acc /= p1 - p0
         else:
@@ -518,13 +530,16 @@ def _augment(X) -> np.ndarray:
     return out
 
 
-def train_epoch(stack: Stack, prep: _Prepared, streams: dict) -> None:
+def train_epoch(stack: Stack, prep: _Prepared, streams: dict, norms: GradNorms | None = None) -> None:
     """One epoch of minibatch SGD for every model: each seed's stream draws one permutation,
     as in the single engine. A shared stack permutes the training set once per seed and
     reads each minibatch as a view of it, unless those copies would take more than
     ``PERMUTED_BYTES`` (a large dataset, many seeds): then it gathers each run's minibatch
-    (the same rows, so the same numbers)."""
+    (the same rows, so the same numbers). ``norms``: each minibatch's gradient norms are
+    recorded there (the diagnostics)."""
     n, bs = prep.n, stack.key.batch_size
+    if norms is not None:
+        sq_norms = StackedNorms(stack.grad_first, stack.grad_blocks[1:], stack.K)
     seeds = sorted(streams)
     perms = {s: streams[s].permutation(n) for s in seeds}
     if stack.shared:
@@ -552,6 +567,8 @@ def train_epoch(stack: Stack, prep: _Prepared, streams: dict) -> None:
                 X = buf.X
                 np.take(prep.Xa, idx, axis=0, out=X)
         gradient(stack, X, Y, buf)
+        if norms is not None:  # before the step, which may use the gradient as scratch
+            sq_norms(norms.next())
         sgd_step(stack)
 
 
@@ -565,20 +582,38 @@ class _Gathered:
         return self.X[self.perm[rows]]
 
 
-def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch | None = None) -> None:
+def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch | None = None,
+                diagnostics: bool = True) -> None:
     """Train one stack to the end; put each model's :class:`TrainResult` in ``results``
-    under its index."""
+    under its index. ``diagnostics``: record the per-layer diagnostics
+    (:mod:`sgdlab.train.diagnostics`)."""
     streams = {s: rng_streams(s)[1] for s in sorted({c.seed for c in stack.configs})}
     hist = {int(i): History() for i in stack.indices}
     best = {int(i): -1.0 for i in stack.indices}
     waited = {int(i): 0 for i in stack.indices}
     epochs = max(c.epochs for c in stack.configs)
+    v0, v1 = prep.bounds[1]
+    y_val = prep.y_all[v0:v1]
+    L = len(stack.layers)
+    recorder = Recorder(stack.configs, stack.sizes, -(-prep.n // stack.key.batch_size)) if diagnostics else None
     with np.errstate(all="ignore"):
+        if recorder is not None:  # epoch 0: the initial weights
+            stats = recorder.validation()
+            evaluate(stack, prep, stats, parts=(1,))
+            row = recorder.row([stack.layer(l) for l in range(L)], stats, initial=True)
+            for j, gi in enumerate(stack.indices.tolist()):
+                append_row(hist[gi].diagnostics, row, j)
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            train_epoch(stack, prep, streams)
+            train_epoch(stack, prep, streams, None if recorder is None else recorder.grads)
             seconds = (time.perf_counter() - t0) / stack.K
-            m = evaluate(stack, prep)
+            stats = None if recorder is None else recorder.validation()
+            m = evaluate(stack, prep, stats)
+            row = None
+            if recorder is not None:
+                # a plain stack's gradients carry the learning rate (see Stack.scale)
+                row = recorder.row([stack.layer(l) for l in range(L)], stats,
+                                   grad_scale=1.0 / stack._factor.ravel())
             finite = np.isfinite(m[0].loss) & stack.finite()
             keep = np.ones(stack.K, dtype=bool)
             for j, (gi, c) in enumerate(zip(stack.indices.tolist(), stack.configs)):
@@ -591,6 +626,8 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
                         getattr(h, f"{part}_loss").append(float(mp.loss[j]))
                         getattr(h, f"{part}_acc").append(float(mp.acc[j]))
                     h.seconds.append(seconds)
+                    if row is not None:
+                        append_row(h.diagnostics, row, j)
                     if on_epoch:
                         on_epoch(gi, epoch, h)
                     if c.patience is not None and prep.has_val:
@@ -604,11 +641,14 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
                     if epoch >= c.epochs:
                         keep[j] = False
                 if not keep[j]:
+                    conclude(h, c, y_val)
                     results[gi] = TrainResult(stack.network(j), h, c)
             if not keep.any():
                 break
             if not keep.all():
                 stack.keep(keep)
+                if recorder is not None:
+                    recorder.keep(keep)
 
 
 def _cut(members: list[int], size: int) -> list[list[int]]:
@@ -651,7 +691,8 @@ def plan(configs: Sequence[RunConfig], data: Dataset, max_bytes: int | None = No
 
 
 def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | None = None,
-               on_epoch: OnEpoch | None = None, threads: int = 1, processes: int = 1) -> list[TrainResult]:
+               on_epoch: OnEpoch | None = None, threads: int = 1, processes: int = 1,
+               diagnostics: bool = True) -> list[TrainResult]:
     """Train every config on ``data``: the results of ``[train(c, data) for c in configs]``.
 
     Parameters
@@ -679,6 +720,10 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         Stacks trained at once in this many worker processes (forked where the platform
         allows): no GIL between them, so it scales better than ``threads``. Each stack is
         trained whole in one worker, so results do not depend on it.
+    diagnostics : bool
+        Record the per-layer diagnostics in each history (:mod:`sgdlab.train.diagnostics`;
+        the same values as :func:`sgdlab.train.train`). The status (``chance`` included) is
+        set either way.
 
     BLAS is held to one thread during the call (and in the workers).
 
@@ -704,16 +749,16 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
 
     with _blas_threads(1):
         if processes > 1 and len(jobs) > 1:
-            _run_in_processes(jobs, prepared, min(processes, len(jobs)), results, on_epoch)
+            _run_in_processes(jobs, prepared, min(processes, len(jobs)), results, on_epoch, diagnostics)
         elif threads > 1 and len(jobs) > 1:
-            _run_in_threads(jobs, prepared, min(threads, len(jobs)), results, on_epoch)
+            _run_in_threads(jobs, prepared, min(threads, len(jobs)), results, on_epoch, diagnostics)
         else:
             for job in jobs:
-                train_stack(Stack(*job), prepared[job[0].dtype], results, on_epoch)
+                train_stack(Stack(*job), prepared[job[0].dtype], results, on_epoch, diagnostics)
     return [results[i] for i in range(len(configs))]
 
 
-def _run_in_threads(jobs, prepared, n, results, on_epoch) -> None:
+def _run_in_threads(jobs, prepared, n, results, on_epoch, diagnostics=True) -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -726,7 +771,7 @@ def _run_in_threads(jobs, prepared, n, results, on_epoch) -> None:
     callback = None if on_epoch is None else locked
 
     def run(job):
-        train_stack(Stack(*job), prepared[job[0].dtype], results, callback)
+        train_stack(Stack(*job), prepared[job[0].dtype], results, callback, diagnostics)
 
     with ThreadPoolExecutor(n) as pool:
         for f in [pool.submit(run, job) for job in jobs]:
@@ -742,11 +787,11 @@ def _worker_init(prepared) -> None:
     _WORKER_DATA["blas"].__enter__()
 
 
-def _worker_train(job) -> dict[int, tuple]:
+def _worker_train(job, diagnostics=True) -> dict[int, tuple]:
     """Train one stack in a worker; per run ``(weights, biases, history)`` (a
     :class:`Network` holds functions, which do not pickle)."""
     out: dict[int, TrainResult] = {}
-    train_stack(Stack(*job), _WORKER_DATA["prepared"][job[0].dtype], out)
+    train_stack(Stack(*job), _WORKER_DATA["prepared"][job[0].dtype], out, diagnostics=diagnostics)
     return {i: (r.network.weights, r.network.biases, r.history) for i, r in out.items()}
 
 
@@ -757,13 +802,13 @@ def _result(config: RunConfig, sizes, weights, biases, history) -> TrainResult:
     return TrainResult(net, history, config)
 
 
-def _run_in_processes(jobs, prepared, n, results, on_epoch) -> None:
+def _run_in_processes(jobs, prepared, n, results, on_epoch, diagnostics=True) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(prepared,)) as pool:
-        futures = {pool.submit(_worker_train, job): job for job in jobs}
+        futures = {pool.submit(_worker_train, job, diagnostics): job for job in jobs}
         for f in as_completed(futures):
             key, configs, members = futures[f]
             by_index = dict(zip(members, configs))
@@ -779,5 +824,6 @@ def _replay(on_epoch: OnEpoch, index: int, history: History) -> None:
     d = history.to_dict()
     lists = {k: v for k, v in d.items() if isinstance(v, list)}
     for epoch in range(1, history.epochs + 1):
-        partial = History(**{k: v[:epoch] for k, v in lists.items()})
+        partial = History(**{k: v[:epoch] for k, v in lists.items()},
+                          diagnostics={k: v[:epoch + 1] for k, v in history.diagnostics.items()})
         on_epoch(index, epoch, partial)

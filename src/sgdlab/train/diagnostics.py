@@ -54,11 +54,11 @@ NAMES = ("grad_w_mean", "grad_w_last", "grad_b_mean", "grad_b_last", "weight_nor
 #: a unit is saturated where f'(z) is below this share of the activation's largest derivative
 SATURATION = 0.01
 
-# |a - center| > bound  <=>  f'(z) < SATURATION * max f', written from the output a:
+# f'(z) < SATURATION * max f'  <=>  the output a is outside [low, high]:
 # sigmoid a (1 - a) < 0.25 SATURATION  <=>  |a - 1/2| > sqrt(1/4 - 0.25 SATURATION);
 # tanh 1 - a^2 < SATURATION  <=>  |a| > sqrt(1 - SATURATION).
-_SATURATING = {"sigmoid": (0.5, math.sqrt(0.25 - 0.25 * SATURATION)),
-               "tanh": (0.0, math.sqrt(1.0 - SATURATION))}
+_SATURATING = {"sigmoid": (0.5 - math.sqrt(0.25 - 0.25 * SATURATION), 0.5 + math.sqrt(0.25 - 0.25 * SATURATION)),
+               "tanh": (-math.sqrt(1.0 - SATURATION), math.sqrt(1.0 - SATURATION))}
 
 
 def layer_kinds(activation: str, output: str, n_layers: int) -> list[str]:
@@ -76,14 +76,20 @@ def clips(cost: str, output: str) -> bool:
 def saturated_count(a: np.ndarray, kind: str) -> np.ndarray:
     """Per model, how many entries of ``a`` ``(K, rows, units)`` (the outputs of a sigmoid or
     tanh layer) are saturated (see the module docstring); shape ``(K,)``."""
-    center, bound = _SATURATING[kind]
-    return np.count_nonzero(np.abs(a - center) > bound, axis=(1, 2))
+    low, high = _SATURATING[kind]
+    return _count((a < low) | (a > high))
 
 
 def clipped_count(a: np.ndarray) -> np.ndarray:
     """Per model, how many outputs ``a`` ``(K, rows, units)`` are outside ``[eps, 1 - eps]``."""
     eps = np.finfo(a.dtype).eps
-    return np.count_nonzero((a < eps) | (a > 1 - eps), axis=(1, 2))
+    return _count((a < eps) | (a > 1 - eps))
+
+
+def _count(mask: np.ndarray) -> np.ndarray:
+    """Per model, the True entries of ``mask`` ``(K, rows, units)``. Rows first: the engines'
+    evaluation arrays hold rows outermost in memory, so that sum is a fast vector add."""
+    return mask.sum(axis=1, dtype=np.intp).sum(axis=1)
 
 
 class ValidationStats:
@@ -115,7 +121,7 @@ class ValidationStats:
         elif kind == "relu":
             live = a > 0
             self.alive[l][k0:k1] |= live.any(axis=1)
-            self.dead_rows[k0:k1, l] += a.shape[1] - np.count_nonzero(live.any(axis=2), axis=1)
+            self.dead_rows[k0:k1, l] += a.shape[1] - live.any(axis=2).sum(axis=1)
         if l == len(self.kinds) - 1 and self._clip_any:
             self.clipped[k0:k1] += clipped_count(a)
 
@@ -181,23 +187,46 @@ def flat_starts(sizes: Sequence[int]) -> np.ndarray:
     return np.asarray(starts, dtype=np.intp)
 
 
-def stacked_sq_norms(first: np.ndarray, blocks: Sequence[np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
-    """``K`` models' squared gradient norms in the batched engine's layout: ``first``
-    ``(K * fan_out, n_in + 1)`` (a row per unit of the first layer: weights, then bias),
-    ``blocks[l]`` ``(K, fan_in + 1, fan_out)`` for the later layers (contiguous, bias row
-    last); ``out`` ``(L, 2, K)``; ``scratch`` ``(K * fan_out, 1, 1)``. Sums of squares are batched
-    dot products (``np.matmul``, BLAS) along contiguous rows: they read the gradient once."""
-    K = out.shape[-1]
-    w = first[:, :-1]
-    np.matmul(w[:, None, :], w[:, :, None], out=scratch)
-    np.sum(scratch.reshape(K, -1), axis=1, out=out[0, 0])
-    b = first[:, -1].reshape(K, -1)
-    np.einsum("ku,ku->k", b, b, out=out[0, 1])
-    for l, blk in enumerate(blocks, start=1):
-        flat = blk.reshape(K, 1, -1)
-        m = flat.shape[-1] - blk.shape[-1]
-        np.matmul(flat[..., :m], flat[..., :m].swapaxes(1, 2), out=out[l, 0].reshape(K, 1, 1))
-        np.matmul(flat[..., m:], flat[..., m:].swapaxes(1, 2), out=out[l, 1].reshape(K, 1, 1))
+class StackedNorms:
+    """``K`` models' squared gradient norms in the batched engine's layout, per minibatch.
+
+    ``first`` ``(K * fan_out, n_in + 1)`` is the first layer's gradient (a row per unit: its
+    weights, then its bias), ``blocks`` the later layers' ``(K, fan_in + 1, fan_out)``
+    (contiguous, bias row last); views of the flat gradient that the engine rewrites each
+    minibatch, so the operands are cut once here. Calling it writes ``(L, 2, K)`` into ``out``.
+
+    Sums of squares are batched dot products (``np.matmul``: one BLAS dot per model and
+    segment), which read the gradient once. A model's first-layer weights are not contiguous
+    (each unit's row ends with its bias), so their sum is that of the whole layer minus the
+    biases'; where the biases hold more than half of it, the subtraction could lose digits
+    and those models are summed row by row instead.
+    """
+
+    def __init__(self, first: np.ndarray, blocks: Sequence[np.ndarray], K: int):
+        self.K = K
+        self.first = first
+        whole = first.reshape(K, 1, -1)
+        bias = first[:, -1].reshape(K, 1, -1)
+        self.pairs = [(whole, whole.swapaxes(1, 2)), (bias, bias.swapaxes(1, 2))]
+        for blk in blocks:
+            flat = blk.reshape(K, 1, -1)
+            m = flat.shape[-1] - blk.shape[-1]
+            for part in (flat[..., :m], flat[..., m:]):
+                self.pairs.append((part, part.swapaxes(1, 2)))
+        self.dots = np.empty((len(self.pairs), K, 1, 1), dtype=first.dtype)
+
+    def __call__(self, out: np.ndarray) -> None:
+        dots = self.dots
+        for (x, xt), o in zip(self.pairs, dots):
+            np.matmul(x, xt, out=o)
+        d = dots.reshape(len(self.pairs), self.K)
+        np.subtract(d[0], d[1], out=out[0, 0])  # first layer: whole minus biases
+        out[0, 1] = d[1]
+        out[1:] = d[2:].reshape(-1, 2, self.K)
+        bad = d[1] > out[0, 0]
+        if bad.any():
+            w = self.first[:, :-1].reshape(self.K, -1, self.first.shape[1] - 1)[bad]
+            out[0, 0, bad] = np.einsum("kij,kij->k", w, w)
 
 
 def weight_norms(layers: Sequence[np.ndarray]) -> np.ndarray:
@@ -241,7 +270,7 @@ class Recorder:
 
     def row(self, layers: Sequence[np.ndarray], stats: ValidationStats, initial: bool = False,
             grad_scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """This epoch's values, ``name -> (K, L)``: the weights ``layers`` (as for
+        """This epoch's values, ``name -> K lists of L floats``: the weights ``layers`` (as for
         :func:`weight_norms`) after the epoch, the validation ``stats``, and the gradient norms
         recorded since the last row (none for ``initial``, epoch 0)."""
         K = len(self.lr)
@@ -255,17 +284,18 @@ class Recorder:
         out["weight_norm"] = norms
         out.update(stats.result())
         self.previous = norms
-        return out
+        return {name: out[name].tolist() for name in NAMES}
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the models where ``mask`` is False (they left the stack)."""
         self._set(self.lr[mask], self.clip[mask], None if self.previous is None else self.previous[mask])
 
 
-def append_row(diagnostics: dict, row: dict[str, np.ndarray], j: int = 0) -> None:
-    """Append model ``j``'s values of ``row`` to a history's ``diagnostics`` dict."""
+def append_row(diagnostics: dict, row: dict[str, list], j: int = 0) -> None:
+    """Append model ``j``'s values of ``row`` (from :meth:`Recorder.row`) to a history's
+    ``diagnostics`` dict."""
     for name in NAMES:
-        diagnostics.setdefault(name, []).append([float(x) for x in row[name][j]])
+        diagnostics.setdefault(name, []).append(row[name][j])
 
 
 # -- at chance, and why ---------------------------------------------------------------------------
