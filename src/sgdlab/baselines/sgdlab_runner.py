@@ -33,7 +33,7 @@ def reference(config, data: Dataset, seed: int, dtype: str = "float64") -> Refer
                    on_epoch=lambda epoch, hist: snapshots.append([p.copy() for p in net.params]))
     hist = result.history
     run = SeedRun("sgdlab", dtype, seed, dtype, "sgdlab", __version__,
-                  status="ok" if hist.status == "done" else hist.status,
+                  status="ok" if hist.status in ("done", "chance") else hist.status,
                   val_acc=list(hist.val_acc), test_acc=hist.test_acc[-1] if hist.test_acc else float("nan"),
                   seconds=float(sum(hist.seconds)), samples=len(data.y_train) * hist.epochs,
                   deviation=0.0 if dtype == "float64" else None,

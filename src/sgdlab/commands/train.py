@@ -48,7 +48,7 @@ def run(args) -> int:
             task = bar.add_task("train", total=config.epochs, info="")
 
             def on_epoch(epoch, hist):
-                bar.update(task, completed=epoch, info=f"val acc {hist.val_acc[-1]:.4f}")
+                bar.update(task, completed=epoch, info=epoch_info(hist))
 
             result = train(config, data, on_epoch=on_epoch)
     else:
@@ -63,6 +63,12 @@ def run(args) -> int:
         return 0
     _summary(config, hist, data, saved)
     return 0
+
+
+def epoch_info(hist) -> str:
+    """The progress bar's text after an epoch: loss, train and validation accuracy."""
+    return (f"loss {hist.train_loss[-1]:.4g}  train acc {hist.train_acc[-1]:.4f}  "
+            f"val acc {hist.val_acc[-1]:.4f}")
 
 
 def _summary(config, hist, data, saved):
@@ -84,5 +90,7 @@ def _summary(config, hist, data, saved):
     if hist.stopped_epoch:
         status += f", early-stopped at epoch {hist.stopped_epoch}"
     console.print(f"{status}; {hist.epochs} epochs in {f['seconds']:.2f} s")
+    if hist.diagnosis:
+        console.print(f"diagnosis: {hist.diagnosis}", markup=False, highlight=False, soft_wrap=True)
     if saved:
         console.print(f"saved to {saved}")

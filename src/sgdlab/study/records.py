@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from ..config import RunConfig
 from ..train.loop import History
 
-STATUSES = ("done", "diverged", "failed")
+STATUSES = ("done", "chance", "diverged", "failed")
+#: statuses of runs that finished training (their final metrics count; ``chance``: finished at
+#: the majority-class rate, see :func:`sgdlab.train.diagnostics.at_chance`)
+FINISHED = ("done", "chance")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class RunRecord:
     key: str  # RunConfig.key() plus mode, stable across processes and machines
     mode: str
     config: RunConfig
-    status: str  # done | diverged | failed
+    status: str  # done | chance | diverged | failed (see STATUSES)
     final: dict  # History.final(): train/val/test loss and acc of the last recorded epoch, ...
     history: History = field(default_factory=History)
     error: str | None = None  # the error text of a failed run

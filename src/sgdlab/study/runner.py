@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import SgdlabError
 from ..train.loop import History
 from .expand import PlannedRun, expand, group_of, groups
-from .records import RunRecord
+from .records import FINISHED, RunRecord
 from .store import STORE_NAME, Store
 
 ENGINES = ("batched", "single")
@@ -71,7 +71,7 @@ def _error_text(e: BaseException) -> str:
 def _record(run: PlannedRun, result, data, engine: str) -> RunRecord:
     hist = result.history
     preds = None
-    if hist.status == "done":
+    if hist.status in FINISHED:
         with np.errstate(all="ignore"):
             preds = [int(x) for x in result.network.predict(data.X_test)]
     return RunRecord(run.key, run.mode, run.config, hist.status, hist.final(), hist, test_predictions=preds,
@@ -388,4 +388,4 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
 
 
 def _counts(store: Store) -> dict:
-    return {s: store.count(s) for s in ("done", "diverged", "failed")}
+    return {s: store.count(s) for s in ("done", "diverged", "failed")}  # done includes chance (see store)

@@ -15,7 +15,14 @@ Tables
     output activation actually used), ``val_acc`` and ``test_acc`` at the final epoch, and as
     JSON: ``config`` (:meth:`RunConfig.to_dict`), ``final`` (:meth:`History.final`),
     ``history`` (:meth:`History.to_dict`), ``test_predictions`` (class index per test row);
-    ``engine`` and ``finished`` (UTC time).
+    ``engine`` and ``finished`` (UTC time). A run at chance (:func:`sgdlab.train.diagnostics.at_chance`)
+    is a finished run: its ``status`` column says ``done`` and its history (and ``final``) say
+    ``chance``; :meth:`Store.records` gives it status ``chance``.
+``diagnostics``
+    ``key`` (a run's key) and ``diagnostics`` (JSON: ``History.diagnostics``, the per-layer
+    values per epoch), kept out of ``runs.history`` so that reading the runs stays light.
+    Stores made before it existed open as they are (their runs have no diagnostics); the
+    table is added when such a store is opened for writing (resume).
 
 The runner writes each group of runs in one transaction, so a killed study leaves only
 whole groups behind and the file stays valid. Floats are stored as JSON with Python's
@@ -60,6 +67,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_group ON runs (group_id);
 """
+
+# added after schema 1 shipped: created on demand, so older stores still open and resume
+_CREATE_DIAGNOSTICS = "CREATE TABLE IF NOT EXISTS diagnostics (key TEXT PRIMARY KEY, diagnostics TEXT NOT NULL)"
 
 _COLUMNS = ("key", "idx", "mode", "config_hash", "group_id", "status", "error", "cost", "activation",
             "output", "init", "lr", "momentum", "l2", "bias_init", "seed", "val_acc", "test_acc", "config",
@@ -106,6 +116,11 @@ class Store:
             if self._con is not None:
                 self._con.close()
             raise SgdlabError(f"{self.path}: not a readable sgdlab study store ({e})") from None
+        if writable and "diagnostics" not in names and {"meta", "runs"} <= names:
+            with self._con:
+                self._con.execute(_CREATE_DIAGNOSTICS)
+            names.add("diagnostics")
+        self._has_diagnostics = "diagnostics" in names
         if not {"meta", "runs"} <= names:
             self._con.close()
             self._con = None
@@ -130,6 +145,7 @@ class Store:
             con.execute("PRAGMA journal_mode=WAL")
             with con:
                 con.executescript(_CREATE)
+                con.execute(_CREATE_DIAGNOSTICS)
                 meta = {"schema": str(SCHEMA), "spec_toml": spec.text, "spec_source": spec.source,
                         "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
                         "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest(),
@@ -172,15 +188,23 @@ class Store:
         """``{key: status}`` of every stored run."""
         return dict(self._con.execute("SELECT key, status FROM runs"))
 
-    def records(self) -> list[RunRecord]:
-        """Every stored run, in the spec's expansion order, with its History rebuilt."""
+    def records(self, diagnostics: bool = True) -> list[RunRecord]:
+        """Every stored run, in the spec's expansion order, with its History rebuilt (with its
+        diagnostics unless ``diagnostics=False``, or the store has none)."""
         out = []
-        for key, mode, status, error, config, final, history, preds, engine in self._con.execute(
-                "SELECT key, mode, status, error, config, final, history, test_predictions, engine "
-                "FROM runs ORDER BY idx"):
+        join = diagnostics and self._has_diagnostics
+        sql = ("SELECT runs.key, mode, status, error, config, final, history, test_predictions, engine"
+               + (", diagnostics.diagnostics FROM runs LEFT JOIN diagnostics ON diagnostics.key = runs.key"
+                  if join else ", NULL FROM runs") + " ORDER BY idx")
+        for key, mode, status, error, config, final, history, preds, engine, diag in self._con.execute(sql):
+            h = json.loads(history)
+            if diag is not None:
+                h["diagnostics"] = json.loads(diag)
+            hist = History.from_dict(h)
+            if status == "done" and hist.status == "chance":
+                status = "chance"
             out.append(RunRecord(key=key, mode=mode, config=RunConfig.from_dict(json.loads(config)),
-                                 status=status, final=json.loads(final),
-                                 history=History.from_dict(json.loads(history)), error=error,
+                                 status=status, final=json.loads(final), history=hist, error=error,
                                  test_predictions=None if preds is None else json.loads(preds),
                                  engine=engine))
         return out
@@ -193,19 +217,26 @@ class Store:
         if not self.writable:
             raise SgdlabError(f"{self.path}: opened read-only")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        rows = []
+        rows, diagnostics = [], []
         for r in records:
             c = r.config
-            rows.append((r.key, indices[r.key], r.mode, c.key(), group_id, r.status, r.error, c.cost, c.activation,
+            history = r.history.to_dict()
+            diag = history.pop("diagnostics", None)
+            if diag:
+                diagnostics.append((r.key, json.dumps(diag)))
+            status = "done" if r.status == "chance" else r.status  # see the module docstring
+            rows.append((r.key, indices[r.key], r.mode, c.key(), group_id, status, r.error, c.cost, c.activation,
                          c.output_activation, c.init, c.lr, c.momentum, c.l2, c.bias_init, c.seed,
                          _real(r.final.get("val_acc")), _real(r.final.get("test_acc")),
                          json.dumps(c.to_dict(), sort_keys=True), json.dumps(r.final),
-                         json.dumps(r.history.to_dict()),
+                         json.dumps(history),
                          None if r.test_predictions is None else json.dumps([int(x) for x in r.test_predictions]),
                          r.engine or engine, now))
         marks = ", ".join("?" * len(_COLUMNS))
         with self._con:  # one transaction: all of the group or none of it
             self._con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", rows)
+            self._con.executemany("DELETE FROM diagnostics WHERE key = ?", [(r.key,) for r in records])
+            self._con.executemany("INSERT INTO diagnostics (key, diagnostics) VALUES (?, ?)", diagnostics)
 
     def close(self) -> None:
         if self._con is None:
