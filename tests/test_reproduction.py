@@ -61,12 +61,12 @@ def test_corrected_mode_reaches_the_papers_best_accuracies(tmp_path):
     assert "epochs = 30" in spec and "batch_size = 10" in spec and "seeds = 5" in spec
     res = run_study(spec, tmp_path / "study", engine="batched", progress=False)
     assert len(res.records) == 5 * 6 * 5
-    assert all(r.status in ("done", "diverged") for r in res.records)
+    assert all(r.status in ("done", "chance", "diverged") for r in res.records)
     # selection: per cell, the lr with the best mean final validation accuracy over seeds
     # (a diverged run counts as accuracy 0)
     acc = defaultdict(list)
     for r in res.rows():
-        v = r["val_acc"] if r["status"] == "done" else 0.0
+        v = r["val_acc"] if r["status"] in ("done", "chance") else 0.0
         acc[(r["activation"], r["output"], r["cost"], r["lr"])].append(v)
     assert all(len(v) == 5 for v in acc.values())
     best = {}

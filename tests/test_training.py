@@ -142,7 +142,7 @@ def test_early_stopping_stops(digits):
     with patience 2 the run stops at epoch 3."""
     config = RunConfig(epochs=30, seed=0, lr=1e-12, patience=2)
     hist = train(config, digits).history
-    assert hist.stopped_epoch == 3 and hist.epochs == 3 and hist.status == "done"
+    assert hist.stopped_epoch == 3 and hist.epochs == 3 and hist.status == "chance"  # lr 1e-12 learns nothing: at chance
 
 
 def test_early_stopping_waits_while_improving(digits):
@@ -159,7 +159,7 @@ def test_float32_trains(digits):
 @pytest.mark.parametrize("batch_size", [1, 7, 2000])
 def test_any_batch_size(batch_size, digits):
     hist = train(RunConfig(epochs=1, seed=0, batch_size=batch_size, lr=0.5), digits).history
-    assert hist.status == "done" and np.isfinite(hist.train_loss[0])
+    assert hist.status in ("done", "chance") and np.isfinite(hist.train_loss[0])
 
 
 def test_continue_a_float32_network_under_a_float64_config(digits):
