@@ -20,6 +20,7 @@ from . import narrative as N
 from . import paper_reference as ref
 from . import tables as T
 from .document import Bullets, Document, Figure, Heading, Paragraph, RawMarkdown, Table, to_html, to_markdown
+from .mechanism import mechanism_section
 
 __all__ = ["render", "render_records", "DIVERGED_POLICIES"]
 
@@ -162,6 +163,10 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
     div_file = T.diverged_table(selections, diverged)
     tfiles.append(div_file)
     doc.add(Heading("Diverged runs per cell"), div_file.md)
+
+    # ---- mechanism: the per-layer diagnostics (sgdlab.report.mechanism)
+    mech_md, mech_figs = mechanism_section(records, fdir, selections, diverged)
+    doc.add(Heading("Mechanism"), RawMarkdown(mech_md), *mech_figs)
 
     # ---- figures of results
     groups = table_groups(selections, settings)
