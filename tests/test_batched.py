@@ -353,7 +353,7 @@ def test_bench_command_prints_every_figure(capsys):
     out = capsys.readouterr().out
     for text in ("72 runs x 1 epochs", "batched engine", "single engine", "for 2 runs", "speed-up", "per CPU second",
                  "samples/s", "GFLOP/s achieved", "one float64 matmul", "floor", "float64 exp at",
-                 "x the floor's CPU time"):
+                 "x the floor's CPU time", "diagnostics (per-layer, every epoch", "on costs"):
         assert text in out
     train, evaluation = flops_per_epoch([64, 32, 16, 10], 1078, 1797, 10)
     assert train == 12_456 * 1078 + 2 * 2778 * 108 and evaluation == 5556 * 1797

@@ -18,6 +18,10 @@ For 64-32-16-10: 12,456 FLOP per training sample and 5,556 per evaluated row, so
 epoch of one run is about 14.0 MFLOP of training (update included) and 10.0 MFLOP of
 evaluation; the 360-run grid of 30 epochs is 259 GFLOP.
 
+Diagnostics (:mod:`sgdlab.train.diagnostics`) are on by default in both engines; the grid
+is trained a second time with them off (``diagnostics=False``), and the single-engine sample
+too, and the cost of having them on is printed as extra CPU time.
+
 Last, a *floor* (:func:`kernel_floor`): the CPU time of only the grid's exps (one per unit of
 a sigmoid, tanh or softmax layer, per training sample and per evaluated row) and of the
 engine's matrix products, each timed alone at the engine's shapes on one core. No numpy
@@ -43,7 +47,8 @@ LRS = (1.0, 0.1, 0.01, 0.001, 0.0001, 0.00001)
 def register(sub):
     p = sub.add_parser("bench", help="time the paper grid: batched vs single engine",
                        description="Train the paper's 360-run grid with the batched engine, a sample of it "
-                                   "with the single engine, and print seconds, ratio, samples/s and GFLOP/s.")
+                                   "with the single engine, and print seconds, ratio, samples/s and GFLOP/s; "
+                                   "both with the per-layer diagnostics on and off.")
     p.add_argument("--epochs", type=positive_int, default=30, help="epochs per run (default: 30, the paper's)")
     p.add_argument("--seeds", type=positive_int, default=5, help="seeds per cell (default: 5: 360 runs)")
     p.add_argument("--runs-sample", type=positive_int, default=12,
@@ -218,6 +223,10 @@ class BenchResult:
     single_scaled_cpu_s: float = float("nan")
     floor: Floor | None = None
     n_workers: int = 1
+    off_s: float = float("nan")  # the batched grid again with diagnostics off: wall ...
+    off_cpu_s: float = float("nan")  # ... and CPU seconds
+    single_off_cpu_s: float = float("nan")  # the single-engine sample's CPU seconds with diagnostics off
+    single_on_cpu_s: float = float("nan")  # ... and on (unscaled)
 
     @property
     def ratio(self) -> float:
@@ -243,9 +252,16 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     train_many(configs[:2], data)  # warm up imports and caches
     load = os.getloadavg()
     t, c = time.perf_counter(), _cpu_seconds()
+    train_many(configs, data, diagnostics=False, **parallel)
+    off_s, off_cpu = time.perf_counter() - t, _cpu_seconds() - c
+    t, c = time.perf_counter(), _cpu_seconds()
     results = train_many(configs, data, **parallel)
     batched_s, batched_cpu = time.perf_counter() - t, _cpu_seconds() - c
     sample_idx = np.unique(np.linspace(0, len(configs) - 1, min(runs_sample, len(configs))).round().astype(int))
+    c = _cpu_seconds()
+    for i in sample_idx:
+        train(configs[i], data, diagnostics=False)
+    single_off_cpu = _cpu_seconds() - c
     t, c = time.perf_counter(), _cpu_seconds()
     for i in sample_idx:
         train(configs[i], data)
@@ -261,7 +277,7 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
                        single_s * len(configs) / len(sample_idx), done_epochs * n_train / batched_s, gflop,
                        gflop / batched_s, mm, sum(r.history.status == "diverged" for r in results),
                        tuple(round(x, 2) for x in load), single_cpu * len(configs) / len(sample_idx), floor,
-                       n_workers)
+                       n_workers, off_s, off_cpu, single_off_cpu, single_cpu)
 
 
 def report(r: BenchResult) -> str:
@@ -279,8 +295,21 @@ def report(r: BenchResult) -> str:
         f"throughput: {r.samples_per_s:,.0f} training samples/s",
         f"arithmetic: {r.gflop:.1f} GFLOP -> {r.gflops:.2f} GFLOP/s achieved; one float64 matmul: "
         f"{r.matmul_gflops:.2f} GFLOP/s ({100 * r.gflops / r.matmul_gflops:.0f} %)",
+        *_diagnostics_lines(r),
         *([] if r.floor is None else _floor_lines(r)),
     ])
+
+
+def _diagnostics_lines(r: BenchResult) -> list[str]:
+    if r.off_cpu_s != r.off_cpu_s:  # NaN: not measured
+        return []
+    return [
+        f"diagnostics (per-layer, every epoch; on above): batched grid with them off {r.off_s:.2f} s wall, "
+        f"{r.off_cpu_s:.2f} s CPU -> on costs {100 * (r.batched_cpu_s / r.off_cpu_s - 1):+.1f} % CPU "
+        f"({100 * (r.batched_s / r.off_s - 1):+.1f} % wall); single engine ({r.sample} runs) "
+        f"{r.single_off_cpu_s:.2f} s CPU off, {r.single_on_cpu_s:.2f} s on "
+        f"({100 * (r.single_on_cpu_s / r.single_off_cpu_s - 1):+.1f} %)",
+    ]
 
 
 def _floor_lines(r: BenchResult) -> list[str]:
