@@ -14,7 +14,9 @@ Definitions used in the sentences:
 - Gaussian and Xavier runs are *paired* when they differ in nothing but the initialisation
   (mode, cost, activations, lr, seed and the rest equal); at epoch 0 the pair's difference
   comes from the initial weights alone;
-- tests: Wilcoxon's signed-rank test on the paired differences, Spearman's rank correlation
+- tests: Wilcoxon's signed-rank test on the paired differences (one-sided, in the direction
+  the medians point; at epoch 0 there is one pair per seed, so five seeds give at best
+  p = 1/32), Spearman's rank correlation
   between the blocked share at epoch 1 and the final validation accuracy (diverged runs count
   with accuracy 0, as in the tables), both from ``scipy.stats``.
 """
@@ -27,9 +29,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from ..study.analysis import Selection, cell_sort_key, modes, run_accuracy, select, summarize_cells
 from ..study.records import RunRecord
+from ..train.diagnostics import TINY_STEP, blockage
 from .document import Figure
 
 SATURATING = ("sigmoid", "tanh")
@@ -97,20 +101,21 @@ def init_sentences(records: Sequence[RunRecord]) -> list[str]:
             g, x = np.median(pairs[:, 0]), np.median(pairs[:, 1])
             higher = int(np.sum(pairs[:, 0] > pairs[:, 1]))
             diff = pairs[:, 0] - pairs[:, 1]
-            test = ""
+            test, verdict = "", 0
             if len(pairs) >= 5 and np.any(diff != 0):
-                test = f", Wilcoxon {_p(wilcoxon(diff).pvalue)}"
-                significant = wilcoxon(diff).pvalue < 0.05
-            else:
-                significant = False
+                more, less = (wilcoxon(diff, alternative=a).pvalue for a in ("greater", "less"))
+                test = f", one-sided Wilcoxon {_p(more if g >= x else less)}"
+                verdict = 1 if more < 0.05 else (-1 if less < 0.05 else 0)
             parts.append(f"at epoch {epoch} {_pct(g)} with Gaussian init against {_pct(x)} with Xavier "
                          f"(medians; Gaussian higher in {higher} of {len(pairs)} pairs{test})")
-            verdicts.append(significant and g > x and higher > len(pairs) / 2)
+            verdicts.append(verdict)
         if not parts:
             continue
-        if all(verdicts):
+        if all(v == 1 for v in verdicts):
             verdict = "as the paper's explanation says"
-        elif any(verdicts):
+        elif all(v == -1 for v in verdicts):
+            verdict = "the opposite of what the paper's explanation says"
+        elif any(v == 1 for v in verdicts):
             verdict = "so the data support the paper's explanation only in part"
         else:
             verdict = "which does not support the paper's explanation"
@@ -164,46 +169,44 @@ def clipped_sentences(records: Sequence[RunRecord], selections: Sequence[Selecti
             continue
         rows = r.history.diagnostics.get("clipped") or []
         if rows and math.isfinite(rows[0][-1]):
-            groups[(r.config.output_activation, r.config.ce_outside)].append([row[-1] for row in rows])
+            groups[(r.config.output_activation, r.config.ce_outside)].append((r, [row[-1] for row in rows]))
     out = []
     for (output, conv), runs in sorted(groups.items()):
-        e0 = np.mean([x[0] for x in runs])
-        e1 = np.mean([x[1] for x in runs if len(x) > 1]) if any(len(x) > 1 for x in runs) else math.nan
-        last = np.mean([x[-1] for x in runs])
-        effect = {"clip": "they get no gradient (the clipped cost is flat there)",
+        n, n_div = len(runs), sum(r.status == "diverged" for r, _ in runs)
+        e0 = np.mean([x[0] for _, x in runs])
+        later = [x for _, x in runs if len(x) > 1]
+        text = (f"**ce + {output} output ({conv} convention):** {_pct(e0)} of output values on the validation set "
+                f"are outside [eps, 1 − eps] at epoch 0")
+        if later:
+            e1, last = np.mean([x[1] for x in later]), np.mean([x[-1] for x in later])
+            text += f", {_pct(e1)} after epoch 1 and {_pct(last)} at the last epoch"
+        text += f" (mean over the {n} runs at the selected lr"
+        text += f"; {n_div} diverged)" if n_div else ")"
+        effect = {"clip": "clipped outputs get no gradient (the clipped cost is flat there)",
                   "nielsen": "their delta is still a − y (Nielsen's convention), so they keep learning",
-                  "none": "the unclipped cost is not finite there, so such runs diverge"}.get(conv, "")
-        out.append(f"**ce + {output} output ({conv} convention):** {_pct(e0)} of output values on the validation "
-                   f"set are outside [eps, 1 − eps] at epoch 0, {_pct(e1) if math.isfinite(e1) else 'n/a'} at "
-                   f"epoch 1 and {_pct(last)} at the last epoch (mean over {len(runs)} runs at the selected lr); "
-                   f"{effect}.")
+                  "none": "the unclipped cost is not finite there"}.get(conv)
+        out.append(text + (f"; {effect}." if effect else "."))
     return out
 
 
+_BLOCKAGE_WORDS = {"clipped": "clipped outputs", "dead_units": "dead ReLUs", "dead_rows": "ReLU layers zero on most rows",
+                   "saturated": "saturated units", "tiny_steps": f"tiny steps (update/weight ratio < {TINY_STEP:g})",
+                   "none": "no layer mostly blocked", None: "no diagnostics"}
+
+
 def chance_sentence(records: Sequence[RunRecord]) -> list[str]:
-    """How many runs ended at chance, and how many of those had most of a layer blocked."""
+    """How many runs ended at chance, and what blocked them (:func:`sgdlab.train.diagnostics.blockage`)."""
     at = [r for r in records if r.status == "chance"]
     if not at:
         return []
     kinds = defaultdict(int)
     for r in at:
-        d = r.history.diagnostics
-        if not d:
-            kinds["no diagnostics"] += 1
-            continue
-        last = {n: np.asarray(v[-1], dtype=float) for n, v in d.items() if v}
-        if np.nan_to_num(last.get("clipped", [np.nan]), nan=0)[-1] >= 0.5:
-            kinds["clipped outputs"] += 1
-        elif np.nanmax(np.append(last.get("dead_units", []), -1)) >= 0.5:
-            kinds["dead ReLUs"] += 1
-        elif np.nanmax(np.append(last.get("saturated", []), -1)) >= 0.5:
-            kinds["saturated units"] += 1
-        else:
-            kinds["no layer mostly blocked"] += 1
-    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        b = blockage(r.history.diagnostics)
+        kinds[None if b is None else b[0]] += 1
+    detail = ", ".join(f"{n} {_BLOCKAGE_WORDS[k]}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
     return [f"**Runs at chance:** {len(at)} of {len(records)} runs finished no better than the majority class "
-            f"(within the margin of `sgdlab.train.diagnostics.at_chance`); at their last epoch, half or more of "
-            f"a layer was blocked by: {detail} (each run counted once, nearest the output first)."]
+            f"(within the margin of `sgdlab.train.diagnostics.at_chance`); what held at least half of a layer at "
+            f"their last epoch, nearest the output first: {detail}."]
 
 
 # --------------------------------------------------------------------------- figures
@@ -225,7 +228,8 @@ def _band(ax, x, values, color, label=None, style="-"):
         return
     with np.errstate(all="ignore"), _quiet():
         mean, low, high = np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
-    ax.plot(x[alive], mean[alive], style, color=color, label=label, linewidth=1.4)
+    ax.plot(x[alive], mean[alive], style, color=color, label=label, linewidth=1.4,
+            marker="o" if alive.sum() == 1 else None, markersize=3)
     if values.shape[0] > 1:
         ax.fill_between(x[alive], low[alive], high[alive], color=color, alpha=0.18, linewidth=0)
 
@@ -259,6 +263,7 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
     if not rows or not any(_has(r) for _, rs in rows for r in rs):
         return None
     fig, axes = _new(13.0, 1.55 * len(rows) + 0.6, ncols=4, nrows=len(rows))
+    epochs = max(r.config.epochs for _, rs in rows for r in rs)
     titles = ("loss (train —, val --)", "accuracy (train —, val --)", "‖grad W‖ per layer (mean per epoch)",
               "saturated / dead share per layer")
     for j, t in enumerate(titles):
@@ -307,6 +312,8 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
                                 transform=axes[i, j].transAxes)
         for ax in axes[i]:
             ax.tick_params(labelsize=7)
+            ax.yaxis.set_minor_formatter(NullFormatter())  # log axes: major labels only
+            ax.set_xlim(0, epochs)
             ax.grid(alpha=0.3)
     for j in range(4):
         axes[-1, j].set_xlabel("epoch", fontsize=8)

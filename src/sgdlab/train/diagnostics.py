@@ -346,13 +346,43 @@ def _layer(l: int, L: int) -> str:
     return "the output layer" if l == L - 1 else f"layer {l + 1}"
 
 
+#: the smallest share of a layer :func:`blockage` calls blocked
+BLOCKED = 0.5
+#: below this largest update/weight ratio per step, :func:`blockage` says the weights barely move
+TINY_STEP = 1e-4
+
+
+def blockage(diagnostics: dict) -> tuple[str, int, float, int] | None:
+    """What blocks learning at a run's last recorded epoch: ``(kind, layer, value, since)``.
+
+    The gradient flows back from the output, so the blockage nearest it explains the most:
+    from the output layer down, the first of ``clipped`` (ce outputs), ``dead_units``,
+    ``dead_rows`` (ReLU) or ``saturated`` (sigmoid, tanh) that holds at least :data:`BLOCKED`
+    of a layer, with its share and the epoch from which it held; else ``tiny_steps`` (largest
+    update/weight ratio below :data:`TINY_STEP`) or ``none``, with that ratio (layer -1,
+    since -1). None without diagnostics. The one rule behind :func:`diagnose` and the report.
+    """
+    if not diagnostics or not diagnostics.get("weight_norm"):
+        return None
+    final = {n: np.asarray(v[-1], dtype=float) for n, v in diagnostics.items() if v}
+    L = len(final["weight_norm"])
+    names = ("clipped", "dead_units", "dead_rows", "saturated")
+    for l in range(L - 1, -1, -1):
+        for name in names:
+            v = final.get(name)
+            if name == "clipped" and l != L - 1 or v is None or not np.isfinite(v[l]) or v[l] < BLOCKED:
+                continue
+            return name, l, float(v[l]), _since([r[l] for r in diagnostics[name]], v[l])
+    ratio = final.get("update_ratio")
+    r = float(np.nanmax(ratio)) if ratio is not None and np.isfinite(ratio).any() else math.nan
+    return ("tiny_steps" if r < TINY_STEP else "none"), -1, r, -1
+
+
 def diagnose(history, config, y_val=()) -> str | None:
     """One line on why a run is at chance or diverged, from its diagnostics (None otherwise).
 
-    Layers are counted from 1 (layer 1: input -> first hidden layer). The finding is the
-    blockage nearest the output (the gradient flows back from there) that holds at least half
-    of a layer at the last epoch: clipped ce outputs, dead ReLUs (units, then rows),
-    saturated sigmoid/tanh units; else the size of the updates. Each comes with a suggestion.
+    Layers are counted from 1 (layer 1: input -> first hidden layer). The finding is
+    :func:`blockage`'s, with a suggestion.
     """
     d = history.diagnostics or {}
     lr = config.lr
@@ -378,41 +408,29 @@ def diagnose(history, config, y_val=()) -> str | None:
            f" (val acc {accs[-1]:.3f}, majority class {rate:.3f})"
     if not d or not d.get("weight_norm"):
         return head + "; no diagnostics recorded"
-    final = {n: np.asarray(v[-1], dtype=float) for n, v in d.items() if v}
-    L = len(final["weight_norm"])
+    f = blockage(d)
+    L = len(d["weight_norm"][-1])
     kinds = layer_kinds(config.activation, config.output_activation, L)
-
-    def share(name, l):  # the final share of a metric in layer l, and the epoch it holds from
-        v = final.get(name)
-        if v is None or not np.isfinite(v[l]) or v[l] < 0.5:
-            return None
-        return v[l], _since([r[l] for r in d[name]], v[l])
-
     finding = None
-    # The gradient flows back from the output: the blockage nearest to it explains the most.
-    for l in range(L - 1, -1, -1):
+    if f is not None:
+        kind, l, share, held = f
         where = _layer(l, L)
-        if l == L - 1 and (hit := share("clipped", l)):
-            finding = (f"{_pct(hit[0])} of the {kinds[l]} outputs clipped by ce (no gradient there) from epoch "
-                       f"{hit[1]}; try a sigmoid/softmax output or mse")
-        elif hit := share("dead_units", l):
-            finding = (f"{_pct(hit[0])} of the ReLUs of {where} dead (0 on every validation row) from epoch "
-                       f"{hit[1]}; try a smaller lr or a sigmoid/softmax output")
-        elif hit := share("dead_rows", l):
-            finding = (f"every ReLU of {where} is 0 on {_pct(hit[0])} of validation rows from epoch {hit[1]}; "
+        if kind == "clipped":
+            finding = (f"{_pct(share)} of the {kinds[l]} outputs clipped by ce (no gradient there) from epoch "
+                       f"{held}; try a sigmoid/softmax output or mse")
+        elif kind == "dead_units":
+            finding = (f"{_pct(share)} of the ReLUs of {where} dead (0 on every validation row) from epoch "
+                       f"{held}; try a smaller lr or a sigmoid/softmax output")
+        elif kind == "dead_rows":
+            finding = (f"every ReLU of {where} is 0 on {_pct(share)} of validation rows from epoch {held}; "
                        "try a smaller lr or a sigmoid/softmax output")
-        elif hit := share("saturated", l):
+        elif kind == "saturated":
             hint = "try xavier init or a smaller lr" if config.init == "gaussian" else "try a smaller lr"
-            finding = (f"{_pct(hit[0])} of the {kinds[l]} units of {where} saturated (f' < 1 % of its maximum) "
-                       f"from epoch {hit[1]}; {hint}")
-        if finding:
-            break
-    ratio = final.get("update_ratio")
-    if finding is None and ratio is not None and np.isfinite(ratio).any():
-        r = float(np.nanmax(ratio))
-        if r < 1e-4:
-            finding = f"the weights barely move (largest update/weight ratio {r:.1e} per step); try a larger lr"
+            finding = (f"{_pct(share)} of the {kinds[l]} units of {where} saturated (f' < 1 % of its maximum) "
+                       f"from epoch {held}; {hint}")
+        elif kind == "tiny_steps":
+            finding = f"the weights barely move (largest update/weight ratio {share:.1e} per step); try a larger lr"
         else:
-            finding = (f"no dead, saturated or clipped units (largest update/weight ratio {r:.1e} per step); "
+            finding = (f"no dead, saturated or clipped units (largest update/weight ratio {share:.1e} per step); "
                        "try another lr or more epochs")
     return head + ("; " + finding if finding else "")
