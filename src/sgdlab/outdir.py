@@ -141,7 +141,7 @@ class OutDir:
         """A folder an sgdlab without manifests made: only names sgdlab writes (a store,
         compare/, tables/ and figures/ of rendered files, the report)."""
         names = {e.name for e in entries}
-        if not names <= _LEGACY_TOP:
+        if not names <= _LEGACY_TOP or not ("results.sqlite" in names or names <= {"compare"}):
             return False
         for d in RENDER_DIRS:
             q = self.path / d
@@ -176,7 +176,8 @@ class OutDir:
     def finish_render(self, before: set[str]) -> None:
         """Record every file the rendering wrote (all files new since :meth:`begin_render`)."""
         now = set(self._all_files())
-        self.owned = {r for r in self.owned if r in now} | (now - before)
+        rendered = lambda r: r.split("/")[0] in RENDER_DIRS or r in RENDER_FILES  # noqa: E731
+        self.owned = {r for r in self.owned if r in now or not rendered(r)} | (now - before)
         self.pending = None
         self.save()
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from concurrent.futures import CancelledError
+
 from ..errors import SgdlabError
 
 INSTALL_HINT = 'pip install "sgdlab[dask]"'
@@ -130,6 +132,11 @@ def run_tasks(tasks: Sequence, fn: Callable, on_result: Callable, scheduler: str
             result = future.result()
             future.release()  # the driver has it; let the cluster forget it
             on_result(result)
+    except (CancelledError, OSError) as e:
+        # The scheduler went away (its futures are cancelled, its connection closed).
+        raise SgdlabError(f"lost the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); the runs stored "
+                          "so far are kept: restart the scheduler and its workers, then rerun with --resume"
+                          ) from None
     except BaseException:
         # Ctrl-C, a failing on_result or a lost task: stop the work still on the cluster.
         pending = [f for f in futures if not f.done()]

@@ -411,13 +411,17 @@ def _execute_locked(spec, out, runs, outdir, digest, *, jobs, resume, force, eng
         tasks = []
         for g in groups(runs):
             todo = tuple(r for r in g.runs if r.key not in finished)  # failed runs are retried
-            if todo:
+            if todo and engine == "batched" and len(todo) < len(g.runs):
+                # The batched engine's rounding depends on which runs train together: retrain
+                # the whole group as an uninterrupted study did, keep only the runs missing.
+                tasks.append(Task(g.id, g.runs, engine, digest, keep=tuple(r.key for r in todo)))
+            elif todo:
                 tasks.append(Task(g.id, todo, engine, digest))
         bar = Progress(f"study {spec.name}", len(runs), len(finished), enabled=progress)
         if progress and not bar.tty:
             where = f"{jobs} process{'es' if jobs > 1 else ''}" if backend == "local" else f"dask {scheduler}"
             log(f"study {spec.name}: {len(runs)} runs in {len(groups(runs))} groups, {len(finished)} already stored; "
-                f"{sum(len(t.runs) for t in tasks)} to run on {where}, {engine} engine")
+                f"{sum(len(t.keep or t.runs) for t in tasks)} to run on {where}, {engine} engine")
 
         def on_result(records: list[RunRecord]) -> None:
             if not records:
