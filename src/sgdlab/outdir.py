@@ -115,7 +115,12 @@ class OutDir:
             return self
         if p.is_dir():
             try:
-                entries = list(p.iterdir())
+                entries = []
+                for e in p.iterdir():
+                    if e.name.startswith(".sgdlab-manifest.") and e.name.endswith(".tmp"):
+                        e.unlink(missing_ok=True)  # a manifest write that was killed: ours by its name
+                    else:
+                        entries.append(e)
             except OSError as e:
                 raise SgdlabError(f"cannot read the folder {p} ({e.strerror or e})") from None
             if entries and not self._legacy(entries):

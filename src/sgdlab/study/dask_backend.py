@@ -134,7 +134,8 @@ def run_tasks(tasks: Sequence, fn: Callable, on_result: Callable, scheduler: str
             on_result(result)
     except (CancelledError, OSError) as e:
         # The scheduler went away (its futures are cancelled, its connection closed).
-        raise SgdlabError(f"lost the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); the runs stored "
+        why = " ".join(str(e).split())[:200]
+        raise SgdlabError(f"lost the Dask scheduler at {scheduler} ({type(e).__name__}: {why}); the runs stored "
                           "so far are kept: restart the scheduler and its workers, then rerun with --resume"
                           ) from None
     except BaseException:

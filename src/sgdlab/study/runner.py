@@ -311,6 +311,8 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
         with Store(path) as st:
             digest, old, n, data = st.digest(), st.spec(), st.count(), st.data_digest()
     except SgdlabError as e:
+        if "damaged study store" in str(e):
+            raise SgdlabError(f"--out: {e}") from None
         raise SgdlabError(f"--out: {e}; choose another --out, or --force to replace it") from None
     if digest != spec.digest():
         new = spec.to_dict()

@@ -122,6 +122,10 @@ class Store:
         try:
             schema = self._meta("schema")
             newer = schema is None or int(schema) > SCHEMA
+        except SgdlabError:
+            self._con.close()
+            self._con = None
+            raise
         except (sqlite3.DatabaseError, ValueError) as e:
             self._con.close()
             self._con = None
@@ -180,8 +184,8 @@ class Store:
     # ------------------------------------------------------------------ reading
 
     def _damaged(self, e) -> SgdlabError:
-        return SgdlabError(f"{self.path}: damaged study store ({e}); move it away and run the study again "
-                           "(or --force to start over)")
+        return SgdlabError(f"{self.path}: damaged study store ({e}); move it away, or start the study over "
+                           "with --force")
 
     def _meta(self, key):
         try:
