@@ -16,7 +16,7 @@ from statistics import mean
 import pytest
 
 from sgdlab.commands.reproduce import paper_spec_path
-from sgdlab.study import run_study
+from sgdlab import run_study
 from sgdlab.study.spec import load_spec
 
 HAVE_BATCHED = importlib.util.find_spec("sgdlab.train.batched") is not None

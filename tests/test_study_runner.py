@@ -12,7 +12,8 @@ import pytest
 
 from sgdlab.cli import main
 from sgdlab.errors import SgdlabError
-from sgdlab.study import Store, open_study, run_study
+from sgdlab import run_study
+from sgdlab.study import Store, open_study
 from sgdlab.study.spec import parse_spec
 from _helpers import comparable
 
@@ -30,8 +31,6 @@ mode = "corrected"
 activation = ["sigmoid", "tanh"]
 output = "sigmoid"
 """
-
-HAVE_REPORT = importlib.util.find_spec("sgdlab.report") is not None
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,6 @@ def test_store_is_plain_sqlite_with_queryable_columns(small_study):
     assert not (out / "results.sqlite-wal").exists()  # a closed store is one self-contained file
 
 
-@pytest.mark.skipif(not HAVE_REPORT, reason="sgdlab.report is not in this checkout yet")
 def test_report_hook_renders_tables_figures_and_html(small_study):
     _, out, _ = small_study
     html = out / "report.html"
@@ -99,6 +97,29 @@ def test_report_hook_renders_tables_figures_and_html(small_study):
     figures = list((out / "figures").iterdir())
     assert tables and figures
     assert all(p.stat().st_size > 0 for p in tables + figures)
+
+
+def test_api_runs_then_renders_through_the_workflow(small_study, tmp_path, monkeypatch):
+    import shutil
+
+    import sgdlab.report
+    from sgdlab import workflow
+
+    _, out, _ = small_study
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(out / "results.sqlite", copy / "results.sqlite")
+    res = run_study(SMALL, copy, resume=True, jobs=1, progress=False, report=True)  # nothing to train
+    assert len(res) == 8 and (copy / "report.html").is_file()
+
+    def broken(*a, **k):
+        raise RuntimeError("a figure failed")
+
+    monkeypatch.setattr(sgdlab.report, "render", broken)
+    with pytest.raises(RuntimeError) as info:
+        workflow.run_and_render(parse_spec(SMALL), copy, resume=True, jobs=1, progress=False)
+    assert any("results are stored; retry with: sgdlab report" in n for n in info.value.__notes__)
+    assert open_study(copy).records and len(open_study(copy)) == 8
 
 
 def test_jobs_1_and_2_give_identical_stores(small_study, tmp_path):
@@ -245,10 +266,10 @@ def test_spec_from_dict_and_text_in_the_api():
     import tomllib
 
     s1 = parse_spec(SMALL)
-    from sgdlab.study.api import _as_spec
+    from sgdlab.study.api import as_spec
 
-    assert _as_spec(tomllib.loads(SMALL)).digest() == s1.digest()
-    assert _as_spec(SMALL).digest() == s1.digest()
+    assert as_spec(tomllib.loads(SMALL)).digest() == s1.digest()
+    assert as_spec(SMALL).digest() == s1.digest()
 
 
 def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
@@ -271,13 +292,3 @@ def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
     assert a.key != b.key and a.config.output == "same" and b.config.output == "sigmoid"
     assert a.history.to_dict() == b.history.to_dict() and a.test_predictions == b.test_predictions
     assert by[("paper", "tanh")].history.val_acc != by[("corrected", "tanh")].history.val_acc
-
-
-def test_report_hook_is_skipped_with_a_line_when_the_report_package_is_missing(small_study, monkeypatch, capsys):
-    import sys
-
-    from sgdlab.commands.study import render_report
-
-    monkeypatch.setitem(sys.modules, "sgdlab.report", None)  # as if sgdlab.report did not exist
-    assert render_report(small_study[1]) == 0
-    assert capsys.readouterr().out.startswith("report skipped: sgdlab.report is not available")

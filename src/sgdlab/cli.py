@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from . import __version__
+    from ._version import __version__
 
     parser = Parser(prog="sgdlab", description="A neural-network laboratory: minibatch SGD, costs, "
                     "activations and initialisation on numpy.")

@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 
 def save(network: Network, path, classes=None, extra: dict | None = None) -> Path:
     """Write ``network`` to ``path`` (``.npz`` appended if missing), atomically."""
-    from . import __version__
+    from ._version import __version__
 
     path = Path(path)
     if path.suffix != ".npz":

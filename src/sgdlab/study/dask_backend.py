@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from .._version import __version__
 from ..errors import SgdlabError
 
 INSTALL_HINT = 'pip install "sgdlab[dask]"'
@@ -56,9 +57,9 @@ def connect_timeout_from_env() -> float:
 
 def _worker_sgdlab_version() -> str:
     """Runs on each worker: the sgdlab it imports (a worker without sgdlab fails to unpickle this)."""
-    import sgdlab
+    from sgdlab._version import __version__
 
-    return sgdlab.__version__
+    return __version__
 
 
 def connect(scheduler: str, timeout: float | None = None):
@@ -82,17 +83,15 @@ def connect(scheduler: str, timeout: float | None = None):
 
 def _check_workers(client) -> None:
     """Refuse workers that cannot import sgdlab or run another version of it."""
-    import sgdlab
-
     try:
         versions = client.run(_worker_sgdlab_version)
     except Exception as e:  # noqa: BLE001 - any worker-side import failure
         raise SgdlabError(f"a Dask worker cannot run sgdlab ({type(e).__name__}: {e}); install sgdlab "
                           "(the same version as here) on every worker") from None
-    other = {addr: v for addr, v in versions.items() if v != sgdlab.__version__}
+    other = {addr: v for addr, v in versions.items() if v != __version__}
     if other:
         addr, v = next(iter(other.items()))
-        raise SgdlabError(f"Dask worker {addr} runs sgdlab {v}, this driver {sgdlab.__version__}; results "
+        raise SgdlabError(f"Dask worker {addr} runs sgdlab {v}, this driver {__version__}; results "
                           "would not match a local run: install the same version on every worker")
 
 

@@ -119,7 +119,7 @@ class Store:
     @classmethod
     def create(cls, path, spec) -> "Store":
         """A new, empty store for ``spec`` (a :class:`StudySpec`); the file must not exist."""
-        from .. import __version__
+        from .._version import __version__
 
         p = store_path(path)
         if p.exists():
