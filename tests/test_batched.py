@@ -347,7 +347,7 @@ def test_study_engines_give_the_same_tables(tmp_path):
 
 def test_bench_command_prints_every_figure(capsys):
     from sgdlab.cli import main
-    from sgdlab.commands.bench import flops_per_epoch
+    from sgdlab.benchlib import flops_per_epoch
 
     assert main(["bench", "--epochs", "1", "--seeds", "1", "--runs-sample", "2", "--matmul-size", "200"]) == 0
     out = capsys.readouterr().out
@@ -360,7 +360,7 @@ def test_bench_command_prints_every_figure(capsys):
 
 
 def test_kernel_floor_counts_one_exp_per_transcendental_unit(digits):
-    from sgdlab.commands.bench import kernel_floor
+    from sgdlab.benchlib import kernel_floor
 
     configs = [RunConfig(hidden=(32, 16), activation=a, output=o, epochs=2, seed=0)
                for a, o in (("sigmoid", "same"), ("relu", "same"), ("relu", "softmax"), ("tanh", "sigmoid"))]

@@ -15,7 +15,7 @@ from statistics import mean
 
 import pytest
 
-from sgdlab.commands.reproduce import paper_spec_path
+from sgdlab.study.spec import paper_spec_path
 from sgdlab import run_study
 from sgdlab.study.spec import load_spec
 

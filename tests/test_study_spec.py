@@ -105,7 +105,7 @@ def test_reproduce_flags_are_checked(capsys):
 
 
 def test_paper_spec_is_the_papers_study():
-    from sgdlab.commands.reproduce import paper_spec_path
+    from sgdlab.study.spec import paper_spec_path
     from sgdlab.data import load_dataset
 
     spec = load_spec(paper_spec_path())
@@ -134,7 +134,7 @@ def test_paper_spec_is_the_papers_study():
 
 
 def test_groups_share_the_minibatch_order_and_cover_every_run():
-    spec = load_spec(__import__("sgdlab.commands.reproduce", fromlist=["x"]).paper_spec_path())
+    spec = load_spec(__import__("sgdlab.study.spec", fromlist=["x"]).paper_spec_path())
     runs = expand(spec)
     gs = groups(runs)
     assert sorted(r.index for g in gs for r in g.runs) == list(range(len(runs)))

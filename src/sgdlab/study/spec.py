@@ -153,6 +153,13 @@ class StudySpec:
                    d["patience"], grid, d.get("description", ""), source, text)
 
 
+def paper_spec_path() -> Path:
+    """The bundled spec of the paper's study (``sgdlab/configs/paper.toml``)."""
+    from importlib.resources import files
+
+    return Path(str(files("sgdlab") / "configs" / "paper.toml"))
+
+
 # --------------------------------------------------------------------------- parsing
 
 def load_spec(path, overrides: dict | None = None) -> StudySpec:
