@@ -33,7 +33,7 @@ BAD = [
     ("colour = 'red'\n" + GOOD, "bad.toml: colour:", "unknown key"),
     (GOOD + "colour = 'red'\n", "bad.toml: grid[1].colour:", "unknown key"),
     (GOOD.replace("epochs = 2", 'epochs = "2"'), "bad.toml: epochs:", "expected an integer"),
-    (GOOD.replace("epochs = 2", "epochs = 0"), "bad.toml: epochs:", "must be >= 1"),
+    (GOOD.replace("epochs = 2", "epochs = 0"), "bad.toml: epochs:", "must be > 0"),
     (GOOD.replace("epochs = 2", "epochs = 2.5"), "bad.toml: epochs:", "expected an integer"),
     (GOOD.replace('activation = ["sigmoid", "tanh"]', "activation = []"), "bad.toml: grid[1].activation:",
      "empty axis"),
@@ -60,7 +60,7 @@ BAD = [
     ('dataset = "mnist"\n' + GOOD, "bad.toml: dataset:", "unknown dataset"),
     ('momentum = 1.0\n' + GOOD, "bad.toml: momentum:", "must be in [0, 1)"),
     ('l2 = -0.1\n' + GOOD, "bad.toml: l2:", "must be >= 0"),
-    ('patience = 0\n' + GOOD, "bad.toml: patience:", "must be >= 1"),
+    ('patience = 0\n' + GOOD, "bad.toml: patience:", "must be > 0"),
     (GOOD.replace('mode = "corrected"', 'mode = "a b"'), "bad.toml: grid[1].mode:", "letters, digits"),
     (GOOD + GOOD[GOOD.index("[[grid]]"):], "bad.toml: grid[2]:", "repeats runs of grid[1]"),
     ("grid = 3\n" + GOOD.split("[[grid]]")[0], "bad.toml: grid:", "[[grid]] blocks"),
@@ -175,7 +175,7 @@ def test_digest_ignores_formatting_but_not_content():
 
 
 def test_overrides_are_validated():
-    with pytest.raises(SgdlabError, match=r"p.toml: epochs: must be >= 1"):
+    with pytest.raises(SgdlabError, match=r"p.toml: epochs: must be > 0"):
         parse_spec(GOOD, source="p.toml", overrides={"epochs": 0})
 
 

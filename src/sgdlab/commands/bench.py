@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..choices import DTYPES
 from .common import positive_int
 
 
@@ -15,7 +16,7 @@ def register(sub):
     p.add_argument("--seeds", type=positive_int, default=5, help="seeds per cell (default: 5: 360 runs)")
     p.add_argument("--runs-sample", type=positive_int, default=12,
                    help="runs of the grid timed on the single engine, then scaled (default: 12)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--processes", type=positive_int, default=None,
                    help="worker processes of the batched engine (default: the cores of this machine)")
     p.add_argument("--threads", type=positive_int, default=None,
