@@ -263,7 +263,6 @@ def test_cli_report_dir_without_store(tmp_path, capsys):
 
 
 def test_cli_report_corrupt_store(tmp_path, capsys):
-    pytest.importorskip("sgdlab.study.store", reason="the study store is not part of this checkout")
     (tmp_path / "results.sqlite").write_bytes(b"not a database at all" * 10)
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
@@ -272,7 +271,6 @@ def test_cli_report_corrupt_store(tmp_path, capsys):
 
 def test_cli_report_rerenders_from_store(tmp_path, capsys):
     """A small study through `sgdlab study --no-report`, then `sgdlab report` renders it from the store."""
-    pytest.importorskip("sgdlab.study.store", reason="the study store is not part of this checkout")
     spec = tmp_path / "tiny.toml"
     spec.write_text('name = "tiny"\ndataset = "digits"\nhidden = [8]\nepochs = 2\nbatch_size = 32\nseeds = 2\n'
                     'lr = [1, 0.1]\nactivation = "sigmoid"\ninit = ["xavier", "gaussian"]\n\n'

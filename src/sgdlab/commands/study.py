@@ -20,7 +20,7 @@ def add_run_args(p, default_engine="batched"):
     g.add_argument("--force", action="store_true",
                    help="delete the store already in --out (whatever study it holds) and start over")
     g.add_argument("--engine", choices=("batched", "single"), default=default_engine,
-                   help="batched: the runs that share a minibatch schedule trained together (falls back to single where not available); "
+                   help="batched: the runs that share a minibatch schedule trained together; "
                         "single: one network at a time (default: %(default)s)")
     g.add_argument("--backend", choices=("local", "dask"), default="local",
                    help="local processes (joblib) or a Dask cluster (default: local)")

@@ -10,7 +10,6 @@ its error text; the study goes on.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import shutil
 import sys
@@ -163,19 +162,10 @@ def _dask_run_tasks():
     try:
         from .dask_backend import run_tasks as dask_run_tasks
     except ModuleNotFoundError as e:
-        if e.name and (e.name.split(".")[0] in ("dask", "distributed") or e.name.endswith("dask_backend")):
+        if e.name and e.name.split(".")[0] in ("dask", "distributed"):
             raise SgdlabError('--backend dask needs pip install "sgdlab[dask]"') from None
         raise
     return dask_run_tasks
-
-
-def resolve_engine(engine: str, warn: Callable[[str], None]) -> str:
-    if engine not in ENGINES:
-        raise SgdlabError(f"engine: unknown value {engine!r}; valid: {', '.join(ENGINES)}")
-    if engine == "batched" and importlib.util.find_spec("sgdlab.train.batched") is None:
-        warn("the batched engine is not available in this sgdlab; using the single engine")
-        return "single"
-    return engine
 
 
 # --------------------------------------------------------------------------- progress
@@ -311,7 +301,6 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished groups kept).
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    warn = lambda m: log(f"sgdlab: warning: {m}")  # noqa: E731
     out = Path(out)
     if backend not in BACKENDS:
         raise SgdlabError(f"backend: unknown value {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -325,7 +314,8 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         if not scheduler:
             raise SgdlabError(f"--backend dask needs --scheduler tcp://HOST:PORT (or {DASK_ENV})")
         dispatch = _dask_run_tasks()
-    engine = resolve_engine(engine, warn)
+    if engine not in ENGINES:
+        raise SgdlabError(f"engine: unknown value {engine!r}; valid: {', '.join(ENGINES)}")
     runs = expand(spec)
     # Load the data once here: a bad CSV or an impossible split fails before any store is
     # made (or, with force, deleted).
