@@ -249,7 +249,7 @@ def test_store_open_errors(tmp_path):
 def test_read_only_store_refuses_writes(small_study):
     with Store(small_study[1]) as st:
         with pytest.raises(SgdlabError, match="read-only"):
-            st.write_group([], "g", {})
+            st.write_schedule_group([], "g", {})
 
 
 def test_bad_api_arguments(tmp_path):

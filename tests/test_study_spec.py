@@ -11,7 +11,7 @@ import pytest
 
 from sgdlab.cli import main
 from sgdlab.errors import SgdlabError
-from sgdlab.study.expand import expand, group_of, groups
+from sgdlab.study.expand import expand, schedule_groups, schedule_id
 from sgdlab.study.spec import load_spec, parse_spec
 
 GOOD = """\
@@ -136,14 +136,14 @@ def test_paper_spec_is_the_papers_study():
 def test_groups_share_the_minibatch_order_and_cover_every_run():
     spec = load_spec(__import__("sgdlab.study.spec", fromlist=["x"]).paper_spec_path())
     runs = expand(spec)
-    gs = groups(runs)
+    gs = schedule_groups(runs)
     assert sorted(r.index for g in gs for r in g.runs) == list(range(len(runs)))
     assert len({g.id for g in gs}) == len(gs)
     for g in gs:
         shared = {(r.config.seed, r.config.activation, r.config.output_activation, r.config.batch_size,
                    r.config.epochs) for r in g.runs}
         assert len(shared) == 1
-        assert all(group_of(r.config) == g.id for r in g.runs)
+        assert all(schedule_id(r.config) == g.id for r in g.runs)
     # 3 hidden activations x (paper: same output; corrected: sigmoid, softmax) minus the
     # sigmoid/sigmoid overlap = 8 groups per seed
     assert len(gs) == 8 * 5

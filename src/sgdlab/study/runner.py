@@ -1,9 +1,9 @@
-"""Run a study: expand the spec into groups, train them on local processes (joblib) or a
-Dask cluster, and write each finished group to the store in one transaction.
+"""Run a study: expand the spec into schedule groups, train them on local processes (joblib)
+or a Dask cluster, and write each finished schedule group to the store in one transaction.
 
-The driver alone writes the store. A task is one group (see :mod:`.expand`): its
+The driver alone writes the store. A task is one schedule group (see :mod:`.expand`): its
 partitioning depends only on the spec, so the results are bit-identical whatever ``jobs``
-is, and ``resume`` never meets half a group. A run that raises is stored as ``failed`` with
+is, and ``resume`` never meets half a schedule group. A run that raises is stored as ``failed`` with
 its error text; the study goes on.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import SgdlabError
 from ..train.loop import History
-from .expand import PlannedRun, expand, group_of, groups
+from .expand import PlannedRun, expand, schedule_groups, schedule_id
 from .records import RunRecord
 from .store import STORE_NAME, Store
 
@@ -34,9 +34,9 @@ DASK_ENV = "SGDLAB_DASK_SCHEDULER"
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: the runs of one group still to do, and the engine to train them with."""
+    """One unit of work: the runs of one schedule group still to do, and the engine to train them with."""
 
-    group: str
+    schedule: str
     runs: tuple[PlannedRun, ...]
     engine: str = "single"
 
@@ -86,12 +86,12 @@ def _train_single(run: PlannedRun, data) -> RunRecord:
         return _failed(run, _error_text(e), "single")
 
 
-def run_group(task: Task) -> list[RunRecord]:
-    """Train one group's runs (worker side; top-level so that it pickles).
+def run_schedule_group(task: Task) -> list[RunRecord]:
+    """Train one schedule group's runs (worker side; top-level so that it pickles).
 
-    ``engine="batched"`` trains the group together with
+    ``engine="batched"`` trains its runs together with
     :func:`sgdlab.train.batched.train_many`; if that raises, each run is retried alone on the
-    single engine so that one bad run cannot sink its group.
+    single engine so that one bad run cannot sink the others.
     """
     data = _dataset_for(task.runs[0].config)
     # Runs that differ only in how the output activation is written (paper mode's "same" on
@@ -110,7 +110,7 @@ def run_group(task: Task) -> list[RunRecord]:
                 raise RuntimeError(f"train_many returned {len(results)} results for {len(todo)} configs")
             done = {_computation(r.config): _record(r, res, data, "batched") for r, res in zip(todo, results)}
         except Exception as e:
-            print(f"sgdlab: warning: batched engine failed on a group of {len(todo)} runs "
+            print(f"sgdlab: warning: batched engine failed on a schedule group of {len(todo)} runs "
                   f"({_error_text(e)}); training them one by one", file=sys.stderr)
             done = {}
     if not done:
@@ -298,7 +298,7 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
             log: Callable[[str], None] | None = None) -> StudyRun:
     """Run ``spec`` (a :class:`StudySpec`) into ``out/results.sqlite``.
 
-    Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished groups kept).
+    Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished schedule groups kept).
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(out)
@@ -332,20 +332,20 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         finished = {k for k, s in stored.items() if s != "failed" and k in indices}
         summary.already = len(finished)
         tasks = []
-        for g in groups(runs):
+        for g in schedule_groups(runs):
             todo = tuple(r for r in g.runs if r.key not in finished)  # failed runs are retried
             if todo:
                 tasks.append(Task(g.id, todo, engine))
         bar = Progress(f"study {spec.name}", len(runs), len(finished), enabled=progress)
         if progress and not bar.tty:
             where = f"{jobs} process{'es' if jobs > 1 else ''}" if backend == "local" else f"dask {scheduler}"
-            log(f"study {spec.name}: {len(runs)} runs in {len(groups(runs))} groups, {len(finished)} already stored; "
+            log(f"study {spec.name}: {len(runs)} runs in {len(schedule_groups(runs))} schedule groups, {len(finished)} already stored; "
                 f"{sum(len(t.runs) for t in tasks)} to run on {where}, {engine} engine")
 
         def on_result(records: list[RunRecord]) -> None:
             if not records:
                 return
-            store.write_group(records, group_of(records[0].config), indices,
+            store.write_schedule_group(records, schedule_id(records[0].config), indices,
                               engine=records[0].engine)
             summary.ran += len(records)
             bar.advance(len(records))
@@ -353,9 +353,9 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         t0 = time.perf_counter()
         try:
             if backend == "dask":
-                dispatch(tasks, run_group, on_result, scheduler)
+                dispatch(tasks, run_schedule_group, on_result, scheduler)
             else:
-                run_tasks(tasks, run_group, on_result, jobs)
+                run_tasks(tasks, run_schedule_group, on_result, jobs)
         except KeyboardInterrupt:
             bar.close()
             summary.seconds = time.perf_counter() - t0

@@ -17,8 +17,8 @@ Tables
     ``history`` (:meth:`History.to_dict`), ``test_predictions`` (class index per test row);
     ``engine`` and ``finished`` (UTC time).
 
-The runner writes each group of runs in one transaction, so a killed study leaves only
-whole groups behind and the file stays valid. Floats are stored as JSON with Python's
+The runner writes each schedule group of runs in one transaction, so a killed study leaves
+only whole schedule groups behind and the file stays valid. Floats are stored as JSON with Python's
 ``repr`` and read back bit for bit (NaN included).
 """
 
@@ -187,9 +187,10 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def write_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
+    def write_schedule_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
                     engine: str | None = None) -> None:
-        """Insert (or replace) a group's records in one transaction."""
+        """Insert (or replace) a schedule group's records in one transaction (``group_id``:
+        :func:`~sgdlab.study.expand.schedule_id`)."""
         if not self.writable:
             raise SgdlabError(f"{self.path}: opened read-only")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -204,7 +205,7 @@ class Store:
                          None if r.test_predictions is None else json.dumps([int(x) for x in r.test_predictions]),
                          r.engine or engine, now))
         marks = ", ".join("?" * len(_COLUMNS))
-        with self._con:  # one transaction: all of the group or none of it
+        with self._con:  # one transaction: all of the schedule group or none of it
             self._con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", rows)
 
     def close(self) -> None:
