@@ -39,6 +39,7 @@ class Job:
     watchers: int = 0
     unwatched_since: float | None = None
     cancel_reason: str | None = None
+    announced: int | None = None  # the queue position last told
     created: float = field(default_factory=time.monotonic)
 
     def __post_init__(self):
@@ -183,8 +184,12 @@ class JobManager:
         return 0
 
     def _announce_positions(self) -> None:
+        """Tell each waiting job its position, when it is new."""
         for j in self._queue:
-            self._emit(j, {"type": "queued", "position": self._position(j)})
+            pos = self._position(j)
+            if pos != j.announced:
+                j.announced = pos
+                self._emit(j, {"type": "queued", "position": pos})
 
     def _emit(self, job: Job, event: dict) -> None:
         # with self._lock held
