@@ -508,6 +508,7 @@
     redrawCharts();
     pollQueue();
     setInterval(pollQueue, 3000);
+    window.sgdlabLab = { slots, charts };  // for a look from the browser's console (and the tests)
     document.body.dataset.ready = "1";
   });
 })();
