@@ -3,13 +3,12 @@
 However many pages watch a study, its store is read once per ``period`` (in a worker
 thread, read-only) and each page gets the result when it changes. The "answers so far"
 (best cells per mode), which read every stored run, are refreshed at most every
-``answers_period`` seconds, and only when runs were added.
+``answers_period`` seconds (see :meth:`Studies.answers`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 
 import anyio
@@ -23,9 +22,6 @@ class _Watch:
     value: dict | None = None
     version: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    answers: list | None = None
-    answers_done: int = -1
-    answers_at: float = 0.0
     task: asyncio.Task | None = None
 
 
@@ -38,11 +34,7 @@ class ProgressHub:
     def _compute(self, name: str, w: _Watch) -> dict:
         try:
             p = self.studies.progress(name)
-            now = time.monotonic()
-            if w.answers is None or (p["done"] != w.answers_done and now - w.answers_at >= self.answers_period):
-                w.answers, w.answers_done, w.answers_at = self.studies.answers(name), p["done"], now
-            p["answers"] = w.answers
-            p["answers_at_done"] = w.answers_done
+            p["answers"] = self.studies.answers(name, max_age=self.answers_period)
             return p
         except SgdlabError as e:
             return {"name": name, "error": str(e)}

@@ -38,7 +38,7 @@ class Studies:
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str], int] = {}
         self._results: dict[str, tuple[tuple, object]] = {}
-        self._answers: dict[str, tuple[tuple, list]] = {}
+        self._answers: dict[str, tuple[tuple, list, float]] = {}
 
     def names(self) -> list[str]:
         if not self.store.is_dir():
@@ -139,9 +139,22 @@ class Studies:
             self._results[name] = (sig, res)
         return res
 
-    def answers(self, name: str, top: int = 3) -> list[dict]:
+    def answers(self, name: str, top: int = 3, max_age: float = 5.0) -> list[dict]:
         """The answers so far: per mode, the best cells at their selected lr (mean validation
-        accuracy over the seeds stored so far)."""
+        accuracy over the seeds stored so far). Reading every run is the costly part, so a
+        running study's answers are recomputed at most every ``max_age`` seconds."""
+        folder = self.folder(name)
+        sig = self._signature(folder)
+        with self._lock:
+            hit = self._answers.get(name)
+        if hit is not None and (hit[0] == sig or time.monotonic() - hit[2] < max_age):
+            return hit[1]
+        out = self._compute_answers(name, top)
+        with self._lock:
+            self._answers[name] = (sig, out, time.monotonic())
+        return out
+
+    def _compute_answers(self, name: str, top: int) -> list[dict]:
         from ..study.analysis import select_records
 
         res = self.results(name)
