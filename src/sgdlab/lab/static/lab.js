@@ -12,6 +12,7 @@
     weight_norm: "weight norm", update_ratio: "update / weight ratio", saturated: "saturated units (share)",
     dead_units: "dead units (share)", dead_rows: "dead rows (share)", clipped: "clipped outputs (share)",
   };
+  const EPOCH_STEPS = [1, 2, 5, 10, 20, 50, 100];  // whole epochs on the x axes
   const LOG_METRICS = /^(grad_|weight_norm|update_ratio)/;
 
   function el(tag, attrs, ...children) {
@@ -112,7 +113,7 @@
     const opts = {
       width: 460, height: 240, series,
       scales: { x: { time: false }, y: kind === "acc" ? { range: [0, 1] } : {} },
-      axes: [{ label: "epoch" }, {}],
+      axes: [{ label: "epoch", incrs: EPOCH_STEPS }, {}],
       legend: { live: false },
     };
     target.textContent = "";
@@ -244,7 +245,7 @@
         for (let l = 0; l < layers; l++) series.push({ label: "layer " + (l + 1), stroke: LAYER_COLORS[l % LAYER_COLORS.length], width: 1.5 });
         chart = new uPlot({
           title: (DIAG_INFO[name] || name) + (log ? " (log10)" : ""), width: 200, height: 150, series,
-          scales: { x: { time: false } }, legend: { show: false }, axes: [{ size: 24 }, { size: 40 }],
+          scales: { x: { time: false } }, legend: { show: false }, axes: [{ size: 24, incrs: EPOCH_STEPS }, { size: 40 }],
         }, data, holder);
         r.diagCharts[name] = chart;
       } else {
@@ -323,6 +324,7 @@
         if (e.weights) run.weights = e.weights;
         if (s) { drawEnd($("#card-" + s), run); if (e.weights) drawWeights($("#card-" + s), e.weights); }
         updateStop();
+        pollQueue();
       }
       if (s) updateCard(s);
     };
@@ -353,6 +355,7 @@
     place(run);
     follow(run);
     updateStop();
+    pollQueue();
   }
 
   async function stop() {
@@ -458,6 +461,7 @@
       storedCharts[k] = new uPlot({
         width: 460, height: 220, scales: { x: { time: false }, y: k === "acc" ? { range: [0, 1] } : {} },
         series: [{ label: "epoch" }, { label: "train", stroke: COLORS.A, dash: [6, 4] }, { label: "val", stroke: COLORS.A, width: 2 }],
+        axes: [{ label: "epoch", incrs: EPOCH_STEPS }, {}],
       }, [xs, h[m[0]], h[m[1]]], $(target));
     }
   }
