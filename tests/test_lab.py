@@ -406,3 +406,51 @@ def test_stored_run_curves_and_rerun_live(study_client, store):
     events = follow(study_client, job["id"])
     live = [e["val_acc"] for e in events if e["type"] == "epoch"]
     assert live == pytest.approx(ref[key].history.val_acc, abs=1e-12)  # the same run, retrained
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_port_in_use_is_one_line_exit_2(capsys, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert cli_exit_code(["lab", "--port", str(port), "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_non_loopback_host_warns_and_ctrl_c_stops_cleanly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "lab", "--host", "0.0.0.0", "--port", "0",
+                             "--store", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        warning = proc.stderr.readline()
+        address = proc.stdout.readline()
+        assert "warning: listening on 0.0.0.0, not loopback" in warning
+        port = int(address.rsplit(":", 1)[1].split("/")[0])
+        # a training running when Ctrl-C comes is stopped with it
+        job = httpx.post(f"http://127.0.0.1:{port}/api/runs",
+                         json={"layers": "64", "epochs": "200", "batch_size": "1"}).json()["id"]
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/api/runs/{job}").json()["state"] == "running")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+        assert "stopped" in proc.stdout.read() and "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
+def test_loopback_names():
+    from sgdlab.lab.server import is_loopback
+
+    assert all(map(is_loopback, ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.1.1")))
+    assert not any(map(is_loopback, ("0.0.0.0", "192.168.1.4", "example.org", "::")))
