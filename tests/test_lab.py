@@ -87,6 +87,7 @@ def cli_exit_code(argv) -> int:
     ({"seed": "1.5"}, ["--seed", "1.5"]),
     ({"cost": "cce"}, ["--cost", "cce"]),  # RunConfig's rule: cce needs a softmax output
     ({"init": "zeros"}, ["--init", "zeros"]),
+    ({"ce_outside": "magic"}, ["--ce-outside", "magic"]),
 ])
 def test_bad_form_value_gives_the_command_lines_message(client, capsys, form, argv):
     r = post(client, "/api/runs", form)
@@ -125,6 +126,7 @@ def test_schema_lists_the_train_commands_choices_and_the_limits(client):
     assert fields["activation"]["choices"] == ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
     assert fields["layers"]["default"] == "32,16" and fields["lr"]["default"] == 1.0
     assert fields["dataset"]["choices"] == ["digits", "iris", "wine", "breast_cancer"]
+    assert fields["ce_outside"]["choices"] == ["clip", "nielsen", "none"]  # the paper's undefined convention
     assert "200 epochs" in s["limits"]["text"]
 
 
