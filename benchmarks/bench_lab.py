@@ -7,7 +7,8 @@ study's page data every ``--probe`` seconds, then alone again. Prints
 
 - the study's wall time alone (mean of the two runs around the loaded one) and with the
   watchers, and the slowdown in percent (goal: under 10 %);
-- the CPU time the lab process used meanwhile (the part of the slowdown it causes on a
+- the CPU time the lab process used meanwhile, and the watchers' and prober's (this
+  process's) (the part of the slowdown it causes on a
   machine with no core to spare; on a busy shared machine the wall times are noisy);
 - the lab's response latency seen by the prober while the study ran: median, 95th
   percentile and maximum (goal: under a second), and what the watchers received.
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
             study = subprocess.Popen([sys.executable, "-m", "sgdlab", "study", str(spec), "--out", str(out),
                                       "--jobs", str(a.jobs)], env=env(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-            t0, lab_cpu0 = time.perf_counter(), cpu_seconds(lab.pid)
+            t0, lab_cpu0, own_cpu0 = time.perf_counter(), cpu_seconds(lab.pid), time.process_time()
             while not (out / "results.sqlite").is_file():  # the lab lists a study once its store exists
                 time.sleep(0.05)
             stop, got, errors, threads = threading.Event(), [], [], []
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
                     answers += r.status_code == 200
                     time.sleep(a.probe)
             loaded = time.perf_counter() - t0
-            lab_cpu = cpu_seconds(lab.pid)
+            lab_cpu, own_cpu = cpu_seconds(lab.pid), time.process_time() - own_cpu0
             for t in threads:
                 t.join(30)
             stop.set()
@@ -156,6 +157,7 @@ def main(argv=None) -> int:
         "probes": len(lat), "probes_ok": answers, "latency_median_ms": round(1000 * statistics.median(lat), 1),
         "latency_p95_ms": round(1000 * p95, 1), "latency_max_ms": round(1000 * lat[-1], 1),
         "lab_cpu_s_while_watched": None if lab_cpu is None else round(lab_cpu - lab_cpu0, 2),
+        "clients_cpu_s_while_watched": round(own_cpu, 2),
         "watchers_finished": len(got), "watcher_errors": len(errors),
         "updates_per_watcher": [min(got), max(got)] if got else None,
     }

@@ -132,6 +132,7 @@ def test_train_watch_compare(lab, browser):
     page.wait_for_selector("#card-B[data-status='done']", timeout=60000)
     assert acc_points(page) == [15, 15, 15, 15]
     assert "sigmoid/sigmoid" in page.inner_text("#card-A h3") and "tanh/tanh" in page.inner_text("#card-B h3")
+    assert "activation tanh (A: sigmoid)" in page.inner_text("#card-B .differs")
     assert page.locator("#card-B .missed canvas").count() >= 1
     assert problems == []
     page.close()

@@ -170,6 +170,7 @@
     r.diagCharts = {};
     card.append(el("h3", { text: s + ": " + r.label }),
       el("div", { class: "status" }),
+      el("div", { class: "differs muted small" }),
       el("h4", { class: "weights-title", text: "First layer's weights, one image per unit" }),
       el("div", { class: "weights" }),
       el("h4", { class: "diag-title", text: "Per layer, per epoch" }),
@@ -194,8 +195,18 @@
     st.textContent = text;
     st.classList.toggle("bad", ["diverged", "failed", "chance"].includes(r.status));
     card.dataset.status = r.status;
+    const other = slots[s === "A" ? "B" : "A"];
+    $(".differs", card).textContent = differs(r, other, s === "A" ? "B" : "A");
     card.dataset.epochs = String(r.epochs.length);
     drawDiagnostics(card, r);
+  }
+
+  // What sets this run apart from the other one on the axes (the one thing a student changed).
+  function differs(r, other, otherSlot) {
+    if (!r.config || !other || !other.config) return "";
+    const keys = Object.keys(r.config).filter((k) => JSON.stringify(r.config[k]) !== JSON.stringify(other.config[k]));
+    if (!keys.length) return "same settings as " + otherSlot;
+    return "differs from " + otherSlot + ": " + keys.map((k) => k + " " + r.config[k] + " (" + otherSlot + ": " + other.config[k] + ")").join(", ");
   }
 
   function drawWeights(card, w) {
@@ -306,9 +317,9 @@
       if (e.type === "queued") {
         run.position = e.position;
       } else if (e.type === "start") {
-        run.status = "running"; run.total = e.epochs; run.classes = e.classes; run.weights = e.weights;
+        run.status = "running"; run.total = e.epochs; run.classes = e.classes; run.weights = e.weights; run.config = e.config;
         run.epochs = []; for (const m of METRICS) run[m] = []; run.diag = {};
-        if (s) drawWeights($("#card-" + s), e.weights);
+        if (s) { drawWeights($("#card-" + s), e.weights); const o = s === "A" ? "B" : "A"; if (slots[o]) updateCard(o); }
       } else if (e.type === "epoch") {
         run.epochs.push(e.epoch);
         for (const m of METRICS) run[m].push(e[m]);
@@ -471,7 +482,7 @@
     const { ok, data } = await api("/api/studies/" + encodeURIComponent(storedRun.study) + "/runs/" + encodeURIComponent(storedRun.key) + "/rerun", {});
     if (!ok) { $("#stored-title").textContent = data.error; return; }
     const stored = newRun("stored " + storedRun.study + "/" + storedRun.key.slice(0, 12), null);
-    stored.stored = true; stored.status = storedRun.status;
+    stored.stored = true; stored.status = storedRun.status; stored.config = storedRun.config;
     for (const m of METRICS) stored[m] = storedRun.history[m].slice();
     stored.epochs = stored.val_acc.map((_, i) => i + 1);
     stored.diag = storedRun.diagnostics || {};
