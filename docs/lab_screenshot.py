@@ -40,6 +40,7 @@ def main() -> int:
                     page.select_option("#f-init", init)
                     page.click("#train")
                     page.wait_for_selector(f"#card-{card}[data-status='done']", timeout=120000)
+                page.evaluate("window.scrollTo(0, 0)")
                 png = page.screenshot()
                 browser.close()
         finally:

@@ -53,7 +53,9 @@
       } else {
         input = el("input", { name: f.name, id: "f-" + f.name, type: "text", value: String(f.default) });
       }
-      box.append(el("label", { for: "f-" + f.name, title: f.help }, f.name.replace("_", " "), el("span", { text: f.help }), input));
+      // a long help is cut to its first clause on the page; the whole text is the tooltip
+      const short = f.help.length > 90 && f.help.indexOf(": ") > 0 ? f.help.slice(0, f.help.indexOf(": ")) + " …" : f.help;
+      box.append(el("label", { for: "f-" + f.name, title: f.help }, f.name.replace("_", " "), el("span", { text: short }), input));
     }
     $("#limits").textContent = "Limits of this lab: " + data.limits.text + ".";
     $("#store-path").textContent = data.store;
