@@ -141,12 +141,19 @@ nav ul{columns:2;font-size:.92em}
 """
 
 
+def _markdown_it():
+    """The CommonMark renderer with pipe tables; raw HTML in the source is escaped, not passed through."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+_MD = _markdown_it()
+
+
 def _inline(text: str) -> str:
-    s = html.escape(str(text))
-    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-    s = re.sub(r"(?<![*\w])\*([^*\s][^*]*?)\*(?![*\w])", r"<em>\1</em>", s)
-    s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-    return s
+    """One line of Markdown (``**bold**``, ``*em*``, `` `code` ``) as inline HTML."""
+    return _MD.renderInline(str(text))
 
 
 def _table_html(t: Table) -> str:
@@ -166,52 +173,23 @@ def data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
 
 
+def _offline(tokens) -> None:
+    """Drop images (their PNGs are embedded separately) and keep only the text of links, so
+    the page references nothing outside itself; demote headings under a level-2 section."""
+    for tok in tokens:
+        if tok.type in ("heading_open", "heading_close"):
+            tok.tag = f"h{min(6, int(tok.tag[1]) + 2)}"
+        if tok.children:
+            tok.children = [c for c in tok.children if c.type not in ("image", "link_open", "link_close")]
+
+
 def markdown_to_html(text: str) -> str:
-    """Enough Markdown for the tables and notes ``sgdlab compare`` writes: headings,
-    pipe tables, bullet lists, paragraphs. Images are dropped (their PNGs are embedded
-    separately); links keep their text only, so the page references nothing outside."""
-    lines = text.splitlines()
-    out, i = [], 0
-    while i < len(lines):
-        line = lines[i].rstrip()
-        if not line.strip():
-            i += 1
-            continue
-        m = re.match(r"^(#{1,6})\s+(.*)$", line)
-        if m:
-            level = min(6, len(m.group(1)) + 2)
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-            i += 1
-            continue
-        if line.lstrip().startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                block.append(lines[i].strip())
-                i += 1
-            rows = [[c.strip() for c in re.split(r"(?<!\\)\|", r.strip("|"))] for r in block]
-            rows = [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c) for c in r if c)]
-            if rows:
-                out.append(_table_html(Table(rows[0], rows[1:])))
-            continue
-        if re.match(r"^\s*[-*]\s+", line):
-            items = []
-            while i < len(lines) and re.match(r"^\s*[-*]\s+", lines[i]):
-                items.append(re.sub(r"^\s*[-*]\s+", "", lines[i]))
-                i += 1
-            out.append("<ul>" + "".join(f"<li>{_strip_links(it)}</li>" for it in items) + "</ul>")
-            continue
-        para = []
-        while i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith(("|", "#")):
-            para.append(lines[i].strip())
-            i += 1
-        out.append(f"<p>{_strip_links(' '.join(para))}</p>")
-    return "\n".join(out)
-
-
-def _strip_links(text: str) -> str:
-    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"", text)
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    return _inline(text)
+    """Markdown written by another tool (``sgdlab compare``) as HTML, rendered by markdown-it-py
+    (CommonMark plus pipe tables), offline: see :func:`_offline`."""
+    tokens = _MD.parse(text)
+    _offline(tokens)
+    out = _MD.renderer.render(tokens, _MD.options, {})
+    return out.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
 
 
 def to_html(doc: Document) -> str:
