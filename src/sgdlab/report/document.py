@@ -40,6 +40,7 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
     note: str = ""
+    sortable: bool = False  # in HTML: click a header to sort, type in a box to filter rows
 
     def markdown(self) -> str:
         def esc(s):
@@ -81,9 +82,27 @@ class RawMarkdown:
 
 
 @dataclass
+class Answers:
+    """The findings box that opens a report: one line (Markdown inline) per question."""
+
+    items: list[str]
+    note: str = ""
+
+
+@dataclass
+class Html:
+    """A block only a browser can show (``html``); ``markdown`` stands in for it in report.md."""
+
+    html: str
+    markdown: str = ""
+
+
+@dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
+    head: list[str] = field(default_factory=list)  # extra <style>/<script> text for the HTML <head>
+    tail: list[str] = field(default_factory=list)  # <script> elements run at the end of <body>
 
     def add(self, *blocks) -> None:
         self.blocks.extend(blocks)
@@ -111,6 +130,13 @@ def to_markdown(doc: Document, base: Path) -> str:
             if b.source:
                 out += [f"*From `{b.source}`:*", ""]
             out += [_demote_headings(b.text.strip()), ""]
+        elif isinstance(b, Answers):
+            out += ["## Answers", ""] + [f"- {item}" for item in b.items] + [""]
+            if b.note:
+                out += [f"*{b.note}*", ""]
+        elif isinstance(b, Html):
+            if b.markdown:
+                out += [b.markdown, ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -135,6 +161,13 @@ figure{margin:1em 0 1.6em;text-align:center}
 figure img{max-width:100%;height:auto;border:1px solid #e4e4e4}
 figcaption{font-size:.9em;color:#444;margin-top:.3em}
 .note{font-size:.85em;color:#555;font-style:italic}
+.answers{border:2px solid #2a6f97;background:#f2f8fb;border-radius:6px;padding:.2em 1.2em .6em;margin:1em 0 1.5em}
+.answers h2{margin-top:.5em;border:none}
+.answers li{margin:.35em 0}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th.sorted-asc::after{content:" ▲"}
+table.sortable th.sorted-desc::after{content:" ▼"}
+.flag{color:#a33}
 .scroll{overflow-x:auto}
 code{background:#f3f3f3;padding:0 .2em}
 nav ul{columns:2;font-size:.92em}
@@ -157,7 +190,12 @@ def _inline(text: str) -> str:
 
 
 def _table_html(t: Table) -> str:
-    parts = ['<div class="scroll"><table>']
+    parts = []
+    if t.sortable:
+        parts.append('<p class="table-tools"><input type="search" class="table-filter" '
+                     'placeholder="filter rows (e.g. relu, paper, 0.1)"> <span class="table-count"></span> '
+                     '<span class="note">click a column header to sort</span></p>')
+    parts.append('<div class="scroll"><table class="sortable">' if t.sortable else '<div class="scroll"><table>')
     if t.caption:
         parts.append(f"<caption>{_inline(t.caption)}</caption>")
     parts.append("<thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
@@ -193,7 +231,7 @@ def markdown_to_html(text: str) -> str:
 
 
 def to_html(doc: Document) -> str:
-    body, toc = [], []
+    body, toc, lead = [], [], 0
     for b in doc.blocks:
         if isinstance(b, Heading):
             anchor = b.anchor or re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-")
@@ -213,7 +251,16 @@ def to_html(doc: Document) -> str:
             if b.source:
                 body.append(f'<p class="note">From <code>{html.escape(b.source)}</code>:</p>')
             body.append(markdown_to_html(b.text))
+        elif isinstance(b, Answers):
+            lead += 1 if len(body) == lead else 0
+            note = f'<p class="note">{_inline(b.note)}</p>' if b.note else ""
+            body.append('<section class="answers" id="answers"><h2>Answers</h2><ul>'
+                        + "".join(f"<li>{_inline(it)}</li>" for it in b.items) + f"</ul>{note}</section>")
+        elif isinstance(b, Html):
+            body.append(b.html)
     nav = f"<nav><ul>{''.join(toc)}</ul></nav>" if toc else ""
+    body.insert(lead, nav)  # the contents come after the answers box
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(doc.title)}</title><style>{CSS}</style></head>\n<body>\n"
-            f"<h1>{html.escape(doc.title)}</h1>\n{nav}\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<title>{html.escape(doc.title)}</title><style>{CSS}</style>{''.join(doc.head)}</head>\n<body>\n"
+            f"<h1>{html.escape(doc.title)}</h1>\n" + "\n".join(body) + "\n" + "".join(doc.tail)
+            + "\n</body></html>\n")

@@ -180,6 +180,7 @@ class CellSummary:
     val: Stat  # final validation accuracy over the counted (non-failed) runs
     test: Stat  # final test accuracy over the same runs
     diverged_epochs: tuple[int, ...] = ()
+    val_runs: tuple[tuple[int, float], ...] = ()  # (seed, counted final validation accuracy)
 
     @property
     def n(self) -> int:
@@ -259,6 +260,7 @@ def summarize_cells(records: Iterable[RunRecord], diverged: str = "zero") -> lis
             val=summarize([v for v in val if v is not None]),
             test=summarize([v for v in test if v is not None]),
             diverged_epochs=tuple(r.history.diverged_epoch or 0 for r in rs if r.status == "diverged"),
+            val_runs=tuple((r.config.seed, v) for r, v in zip(counted, val) if v is not None),
         ))
     out.sort(key=lambda s: (cell_sort_key(s.cell), s.lr))
     return out
@@ -301,7 +303,7 @@ def select_records(records: Sequence[RunRecord], diverged: str = "zero",
 GRID_COLUMNS = ("mode", "cost", "activation", "output", "init", "momentum", "l2", "lr", "selected",
                 "n_runs", "n_diverged", "n_failed",
                 "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max",
-                "test_mean", "test_std", "test_ci_low", "test_ci_high")
+                "test_mean", "test_std", "test_ci_low", "test_ci_high", "cell_all_at_chance", "lr_edge")
 
 
 def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] | None = None) -> list[dict]:
@@ -313,6 +315,7 @@ def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] 
     if selections is None:
         selections = select(summaries)
     chosen = {(sel.cell, sel.lr) for sel in selections}
+    by_cell = {sel.cell: sel for sel in selections}
     rows = []
     for s in summaries:
         c = s.cell
@@ -326,6 +329,8 @@ def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] 
             "val_min": s.val.min, "val_max": s.val.max,
             "test_mean": s.test.mean, "test_std": s.test.std,
             "test_ci_low": tci[0] if tci else None, "test_ci_high": tci[1] if tci else None,
+            "cell_all_at_chance": bool(by_cell[c].all_at_chance) if c in by_cell else False,
+            "lr_edge": (by_cell[c].edge or "") if (c, s.lr) in chosen else "",
         })
     return rows
 
