@@ -58,9 +58,10 @@ def paired(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> 
         return Paired(n, mean, None, None, None)
     sd = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    if sd == 0.0:
-        # Every pair differs by the same amount: t is infinite (p = 0) or undefined (all equal).
-        p_t = 1.0 if mean == 0.0 else 0.0
+    if sd <= 1e-12 * max(1.0, abs(mean)):
+        # Every pair differs by the same amount (up to float rounding): t is infinite (p = 0)
+        # or undefined (all equal).
+        p_t = 1.0 if abs(mean) <= 1e-12 else 0.0
     else:
         p_t = float(stats.ttest_1samp(d, 0.0).pvalue)
     nonzero = d[d != 0]
