@@ -25,6 +25,8 @@
   function explorer(root, D) {
     var runs = D.runs || [];
     if (!runs.length) return;
+    var selected = {}, best = {};
+    (D.cells || []).forEach(function (c) { selected[cellKey(c)] = c.selected; best[cellKey(c)] = c.best; });
     var pickers = {};
     var controls = el("div", {"class": "pickers"});
     function picker(name, label, options) {
@@ -79,8 +81,8 @@
         inits.forEach(function (init, ci) {
           var cell = rs.filter(function (r) { return r.init === init; });
           var key = cellKey(cell[0]);
-          var sel = D.selected[key];
-          var lr = pickers.lr.value === "selected" ? (sel === null || sel === undefined ? D.best[key] : sel) : Number(pickers.lr.value);
+          var sel = selected[key];
+          var lr = pickers.lr.value === "selected" ? (sel === null || sel === undefined ? best[key] : sel) : Number(pickers.lr.value);
           var at = cell.filter(function (r) { return r.lr === lr; });
           if (pickers.seed.value !== "mean") at = at.filter(function (r) { return String(r.seed) === pickers.seed.value; });
           if (!at.length) return;

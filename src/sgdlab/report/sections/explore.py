@@ -30,16 +30,15 @@ def payload(ctx) -> dict:
             row[m] = _round(getattr(r.history, m, []) or [])
         runs.append(row)
 
-    def key(sel, output):
-        c = sel.cell
-        return "|".join(map(str, (c.mode, c.cost, c.activation, output, c.init, c.momentum, c.l2)))
-
-    selected, best = {}, {}
+    # Each cell with its selected lr (None where no lr learns) and the lr its tie-break picked;
+    # the script builds its own keys from these fields (number formatting differs between languages).
+    cells = []
     for s in ctx.selections:
-        k = key(s, ctx.settings.get(s.cell, s.cell.output))
-        selected[k] = None if s.all_at_chance else s.lr
-        best[k] = s.lr
-    return {"runs": runs, "selected": selected, "best": best}
+        c = s.cell
+        cells.append({"mode": c.mode, "cost": c.cost, "activation": c.activation,
+                      "output": ctx.settings.get(c, c.output), "init": c.init, "momentum": c.momentum, "l2": c.l2,
+                      "selected": None if s.all_at_chance else s.lr, "best": s.lr})
+    return {"runs": runs, "cells": cells}
 
 
 def section(ctx) -> list:
