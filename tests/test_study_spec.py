@@ -114,16 +114,21 @@ def test_paper_spec_is_the_papers_study():
         ("digits", [32, 16], 30, 10, [0.6, 0.2, 0.2], 0)
     assert d["seeds"] == [0, 1, 2, 3, 4] and d["modes"] == ["paper", "corrected"]
     for b in d["grid"]:
-        assert b["lr"] == [1.0, 0.1, 0.01, 0.001, 0.0001, 0.00001]
-        assert b["activation"] == ["sigmoid", "tanh", "relu"] and b["init"] == ["gaussian", "xavier"]
-    paper, corr_sig, corr_soft = d["grid"]
+        assert b["lr"] == [1.0, 0.1, 0.01, 0.001, 0.0001, 0.00001] and b["init"] == ["gaussian", "xavier"]
+    paper, corr_sig, corr_soft, conventions = d["grid"]
+    for b in (paper, corr_sig, corr_soft):
+        assert b["activation"] == ["sigmoid", "tanh", "relu"] and "ce_outside" not in b  # clip
+    # the cells whose outputs leave (0, 1) under ce, under the two other conventions
+    assert (conventions["mode"], conventions["cost"], conventions["activation"], conventions["output"],
+            conventions["ce_outside"]) == ("paper", ["ce"], ["tanh", "relu"], ["same"], ["nielsen", "none"])
     assert (paper["mode"], paper["cost"], paper["output"]) == ("paper", ["mse", "ce"], ["same"])
     assert (corr_sig["mode"], corr_sig["cost"], corr_sig["output"]) == ("corrected", ["mse", "ce"], ["sigmoid"])
     assert (corr_soft["mode"], corr_soft["cost"], corr_soft["output"]) == ("corrected", ["cce"], ["softmax"])
     runs = expand(spec)
-    # paper: 2 costs x 3 act x 2 init x 6 lr x 5 seeds; corrected: 3 costs x the same
-    assert sum(r.mode == "paper" for r in runs) == 360 and sum(r.mode == "corrected" for r in runs) == 540
-    assert len({r.key for r in runs}) == 900
+    # paper: 2 costs x 3 act x 2 init x 6 lr x 5 seeds, plus 2 conventions x 2 act x 2 init x 6 lr
+    # x 5 seeds; corrected: 3 costs x 3 act x 2 init x 6 lr x 5 seeds
+    assert sum(r.mode == "paper" for r in runs) == 360 + 240 and sum(r.mode == "corrected" for r in runs) == 540
+    assert len({r.key for r in runs}) == 1140
     data = load_dataset(spec.dataset, spec.split, spec.split_seed)
     assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (1078, 360, 359)
 

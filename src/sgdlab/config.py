@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import SgdlabError
 from .nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from .nn.costs import COSTS, check_pairing
+from .nn.costs import CE_OUTSIDE, COSTS, check_pairing
 from .nn.init import BIAS_INITS, INITS
 
 
@@ -30,6 +30,11 @@ def _number(key, value, *, positive=False, nonneg=False, integer=False):
         raise SgdlabError(f"{key}: must be >= 0, got {value!r}")
 
 
+#: settings that joined RunConfig after the first stores: omitted from the key at these values
+KEY_DEFAULTS = {"ce_outside": "clip"}
+_MISSING = object()
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run. The network's input and output sizes come from the data.
@@ -38,12 +43,15 @@ class RunConfig:
     puts the hidden activation on the output layer as the paper did. ``seed`` decides the
     initial weights and the shuffling order through two independent streams (see
     :func:`rng_streams`); ``split_seed`` decides the data split and is shared by a study.
+    ``ce_outside`` is how cross-entropy treats outputs outside (0, 1) (``clip``, ``nielsen``,
+    ``none``; see :mod:`sgdlab.nn.costs`): the paper does not say.
     """
 
     hidden: tuple[int, ...] = (32, 16)
     activation: str = "sigmoid"
     output: str = "same"
     cost: str = "ce"
+    ce_outside: str = "clip"
     init: str = "xavier"
     bias_init: str = "normal"
     lr: float = 1.0
@@ -72,10 +80,11 @@ class RunConfig:
         _one_of("activation", self.activation, HIDDEN_ACTIVATIONS)
         _one_of("output", self.output, ("same", *ACTIVATIONS))
         _one_of("cost", self.cost, tuple(COSTS))
+        _one_of("ce_outside", self.ce_outside, CE_OUTSIDE)
         _one_of("init", self.init, tuple(INITS))
         _one_of("bias_init", self.bias_init, tuple(BIAS_INITS))
         _one_of("dtype", self.dtype, ("float64", "float32"))
-        check_pairing(self.output_activation, self.cost)
+        check_pairing(self.output_activation, self.cost, self.ce_outside)
         _number("lr", self.lr, positive=True)
         _number("batch_size", self.batch_size, positive=True, integer=True)
         _number("epochs", self.epochs, positive=True, integer=True)
@@ -112,8 +121,12 @@ class RunConfig:
         return cls(**d)
 
     def key(self) -> str:
-        """A stable hash of the run (sha256 of its canonical JSON, 16 hex digits)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable hash of the run (sha256 of its canonical JSON, 16 hex digits).
+
+        Settings added after stores were first written (:data:`KEY_DEFAULTS`) are left out
+        at their default, so runs stored before they existed keep their keys."""
+        d = {k: v for k, v in self.to_dict().items() if KEY_DEFAULTS.get(k, _MISSING) != v}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .config import RunConfig
 from .errors import SgdlabError
 from .nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from .nn.costs import COSTS
+from .nn.costs import CE_OUTSIDE, COSTS
 from .nn.init import BIAS_INITS, INITS
 from .nn.network import Network, one_hot
 from .train.loop import History, build_network
@@ -110,6 +110,10 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         ``seed_``.
     dtype : {"float64", "float32"}, default="float64"
         Floating point type of the parameters and of the computation.
+    ce_outside : {"clip", "nielsen", "none"}, default="clip"
+        How ``cost="ce"`` treats outputs outside (0, 1) (a tanh or relu output layer), which
+        the paper leaves undefined; see :mod:`sgdlab.nn.costs`. Only ``clip`` is valid with
+        another cost.
 
     Attributes
     ----------
@@ -140,7 +144,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, hidden_layer_sizes=(32, 16), activation="sigmoid", output="softmax", cost="auto",
                  init="xavier", bias_init="normal", learning_rate=0.1, batch_size=10, epochs=30,
                  momentum=0.0, nesterov=False, l2=0.0, early_stopping=False, validation_fraction=0.1,
-                 patience=5, random_state=None, dtype="float64"):
+                 patience=5, random_state=None, dtype="float64", ce_outside="clip"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output = output
@@ -158,6 +162,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.random_state = random_state
         self.dtype = dtype
+        self.ce_outside = ce_outside
 
     # -- parameters -------------------------------------------------------------------
     @property
@@ -181,6 +186,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         _one_of("init", self.init, tuple(INITS))
         _one_of("bias_init", self.bias_init, tuple(BIAS_INITS))
         _one_of("dtype", self.dtype, ("float64", "float32"))
+        _one_of("ce_outside", self.ce_outside, CE_OUTSIDE)
         out = self._output_activation
         cost = _auto_cost(out) if self.cost == "auto" else self.cost
         if cost == "cce" and out != "softmax":
@@ -204,7 +210,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             raise SgdlabError(f"random_state: expected None, a non-negative int or a RandomState, "
                               f"got {self.random_state!r}")
         return RunConfig(hidden=tuple(int(h) for h in sizes), activation=self.activation, output=out,
-                         cost=cost, init=self.init, bias_init=self.bias_init, lr=float(self.learning_rate),
+                         cost=cost, ce_outside=self.ce_outside, init=self.init, bias_init=self.bias_init, lr=float(self.learning_rate),
                          batch_size=int(self.batch_size), epochs=int(self.epochs), momentum=float(self.momentum),
                          nesterov=bool(self.nesterov), l2=float(self.l2), dtype=self.dtype)
 
@@ -375,7 +381,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         net = state.pop("network_", None)
         if net is not None:
             state["_network_state"] = {"sizes": net.sizes, "activation": net.activation, "output": net.output,
-                                       "cost": net.cost, "dtype": net.dtype,
+                                       "cost": net.cost, "dtype": net.dtype, "ce_outside": net.ce_outside,
                                        "weights": net.weights, "biases": net.biases}
             state.pop("coefs_", None)
             state.pop("intercepts_", None)

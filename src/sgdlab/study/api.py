@@ -39,7 +39,7 @@ class StudyResults:
         out = []
         for r in self.records:
             c = r.config
-            row = {"key": r.key, "mode": r.mode, "cost": c.cost, "activation": c.activation,
+            row = {"key": r.key, "mode": r.mode, "cost": c.cost, "ce_outside": c.ce_outside, "activation": c.activation,
                    "output": c.output_activation, "init": c.init, "lr": c.lr, "momentum": c.momentum,
                    "l2": c.l2, "bias_init": c.bias_init, "seed": c.seed, "status": r.status}
             row.update({k: r.final.get(k) for k in FINAL_KEYS})

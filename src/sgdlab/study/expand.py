@@ -49,14 +49,15 @@ def group_of(config: RunConfig) -> str:
 
 def expand(spec) -> list[PlannedRun]:
     """Every run of ``spec`` in a fixed order: blocks as written, then the axes
-    cost, activation, output, init, momentum, l2, bias_init, lr, and the seed innermost."""
+    cost, ce_outside, activation, output, init, momentum, l2, bias_init, lr, and the seed innermost."""
     runs, seen = [], {}
     for bi, block in enumerate(spec.grid, 1):
-        axes = (block.cost, block.activation, block.output, block.init, block.momentum, block.l2,
+        axes = (block.cost, block.ce_outside, block.activation, block.output, block.init, block.momentum, block.l2,
                 block.bias_init, block.lr, spec.seeds)
-        for cost, act, out, init, mom, l2, bias, lr, seed in itertools.product(*axes):
+        for cost, ce_out, act, out, init, mom, l2, bias, lr, seed in itertools.product(*axes):
             try:
-                config = RunConfig(hidden=spec.hidden, activation=act, output=out, cost=cost, init=init,
+                config = RunConfig(hidden=spec.hidden, activation=act, output=out, cost=cost, ce_outside=ce_out,
+                                   init=init,
                                    bias_init=bias, lr=lr, batch_size=spec.batch_size, epochs=spec.epochs,
                                    seed=seed, momentum=mom, l2=l2, patience=spec.patience, dtype=spec.dtype,
                                    dataset=spec.dataset, label=spec.label, split=spec.split,

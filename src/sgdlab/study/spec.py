@@ -39,7 +39,7 @@ from ..data import BUNDLED
 from ..data.datasets import is_idx_path
 from ..errors import SgdlabError
 from ..nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from ..nn.costs import COSTS
+from ..nn.costs import CE_OUTSIDE, COSTS
 from ..nn.init import BIAS_INITS, INITS
 
 #: study-level settings and their defaults (``None``: optional, unset)
@@ -61,6 +61,7 @@ SETTINGS = {
 #: grid axes in expansion order; ``None``: required (in the block or at top level)
 AXES = {
     "cost": None,
+    "ce_outside": ["clip"],
     "activation": None,
     "output": ["same"],
     "init": None,
@@ -82,6 +83,7 @@ class GridBlock:
 
     mode: str
     cost: tuple[str, ...]
+    ce_outside: tuple[str, ...]
     activation: tuple[str, ...]
     output: tuple[str, ...]
     init: tuple[str, ...]
@@ -91,7 +93,10 @@ class GridBlock:
     lr: tuple[float, ...]
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, **{a: list(getattr(self, a)) for a in AXES}}
+        # ce_outside at its default is left out, so specs written before it existed keep
+        # their digest (and their stores stay resumable)
+        return {"mode": self.mode, **{a: list(getattr(self, a)) for a in AXES
+                                      if not (a == "ce_outside" and self.ce_outside == ("clip",))}}
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class StudySpec:
     @classmethod
     def from_dict(cls, d: dict, source: str = "spec", text: str = "") -> "StudySpec":
         """Rebuild a spec from :meth:`to_dict` output (as read back from a store)."""
-        grid = tuple(GridBlock(b["mode"], *(tuple(b[a]) for a in AXES)) for b in d["grid"])
+        grid = tuple(GridBlock(b["mode"], *(tuple(b.get(a, AXES[a])) for a in AXES)) for b in d["grid"])
         return cls(d["name"], d["dataset"], d["label"], tuple(d["split"]), d["split_seed"],
                    tuple(d["hidden"]), d["epochs"], d["batch_size"], d["dtype"], tuple(d["seeds"]),
                    d["patience"], grid, d.get("description", ""), source, text)
@@ -211,10 +216,10 @@ def _axis(source, key, v, kind):
         raise _err(source, key, "empty axis; give at least one value")
     out = []
     for x in values:
-        if kind in ("cost", "activation", "output", "init", "bias_init"):
+        if kind in ("cost", "ce_outside", "activation", "output", "init", "bias_init"):
             if not isinstance(x, str):
                 raise _err(source, key, f"expected strings, got {_typename(x)} {x!r}")
-            valid = {"cost": tuple(COSTS), "activation": HIDDEN_ACTIVATIONS, "output": ("same", *ACTIVATIONS),
+            valid = {"cost": tuple(COSTS), "ce_outside": CE_OUTSIDE, "activation": HIDDEN_ACTIVATIONS, "output": ("same", *ACTIVATIONS),
                      "init": tuple(INITS), "bias_init": tuple(BIAS_INITS)}[kind]
             if x not in valid:
                 raise _err(source, key, f"unknown value {x!r}; valid: {', '.join(valid)}")
@@ -353,6 +358,9 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
                         raise _err(source, key, f"'cce' needs a softmax output layer, but this block pairs "
                                                 f"it with output {out!r}" + (f" (hidden {act!r})" if out == "same" else "")
                                    + "; put cce in a block with output = \"softmax\"")
+        if axes["ce_outside"] != ("clip",) and set(axes["cost"]) != {"ce"}:
+            raise _err(source, f"{where}.ce_outside", "a cross-entropy convention other than 'clip' needs "
+                                                      "cost = \"ce\" alone in its block")
         grid.append(GridBlock(mode, *(axes[a] for a in AXES)))
 
     spec = StudySpec(name, dataset, label, split, split_seed, tuple(hidden), epochs, batch_size, dtype,
