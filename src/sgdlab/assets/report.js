@@ -3,12 +3,12 @@
 (function () {
   "use strict";
   var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"];
-  var AXES = ["cost", "activation", "output", "init", "momentum", "l2"];
-  var PANEL_AXES = ["cost", "output", "momentum", "l2", "activation"];
+  var AXES = ["cost", "ce_outside", "activation", "output", "init", "momentum", "l2"];
+  var PANEL_AXES = ["cost", "ce_outside", "output", "momentum", "l2", "activation"];
   var METRICS = {val_acc: "validation accuracy", train_acc: "training accuracy", train_loss: "training loss"};
 
   function uniq(xs) { var s = []; xs.forEach(function (x) { if (s.indexOf(x) < 0) s.push(x); }); return s; }
-  function cellKey(r) { return [r.mode, r.cost, r.activation, r.output, r.init, r.momentum, r.l2].join("|"); }
+  function cellKey(r) { return [r.mode, r.cost, r.ce_outside, r.activation, r.output, r.init, r.momentum, r.l2].join("|"); }
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -99,7 +99,8 @@
         });
         var box = el("div", {"class": "panel"});
         box.appendChild(el("div", {"class": "panel-title"},
-          [first.cost, first.activation + " hidden", valueText("output", first.output)]
+          [first.cost + (first.ce_outside && first.ce_outside !== "clip" ? " (" + first.ce_outside + ")" : ""),
+           first.activation + " hidden", valueText("output", first.output)]
             .concat(first.momentum ? ["m " + first.momentum] : []).concat(first.l2 ? ["l2 " + first.l2] : []).join(", ")));
         grid.appendChild(box);
         if (data.length < 2) { box.appendChild(el("p", {"class": "note"}, "no run at this lr / seed")); return; }

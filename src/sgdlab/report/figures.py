@@ -217,15 +217,17 @@ def curves_per_mode(records: Sequence[RunRecord], mode: str, sels: Sequence[Sele
     """Small multiples for one mode: a panel per (cost, output setting, momentum, l2) row and
     hidden-activation column; in each, one line per init at its own selected lr (mean over
     seeds, band min–max). A cell where no lr learns is drawn dashed and labelled at chance."""
-    rows = sorted({(s.cell.cost, settings.get(s.cell, s.cell.output), s.cell.momentum, s.cell.l2) for s in sels},
-                  key=lambda k: (_order(k[0], ("ce", "mse", "cce")), str(k[1]), k[2], k[3]))
+    def row_of(s):
+        return (s.cell.cost, s.cell.ce_outside, settings.get(s.cell, s.cell.output), s.cell.momentum, s.cell.l2)
+
+    rows = sorted({row_of(s) for s in sels},
+                  key=lambda k: (_order(k[0], ("ce", "mse", "cce")), k[1] != "clip", k[1], str(k[2]), k[3], k[4]))
     acts = sorted({s.cell.activation for s in sels}, key=lambda a: _order(a, tuple(ACT_COLORS)))
     fig, axes = _new(2.9 * len(acts) + 0.4, 2.3 * len(rows) + 0.5, ncols=len(acts), nrows=len(rows))
     for i, key in enumerate(rows):
         for j, act in enumerate(acts):
             ax = axes[i, j]
-            panel = [s for s in sels if (s.cell.cost, settings.get(s.cell, s.cell.output), s.cell.momentum,
-                                         s.cell.l2) == key and s.cell.activation == act]
+            panel = [s for s in sels if row_of(s) == key and s.cell.activation == act]
             for sel in sorted(panel, key=lambda s: _order(s.cell.init, INIT_ORDER)):
                 cv = curve(records, sel.cell, sel.lr)
                 if cv.values.size == 0:
@@ -237,7 +239,8 @@ def curves_per_mode(records: Sequence[RunRecord], mode: str, sels: Sequence[Sele
                         linestyle="--" if dead else "-")
                 if cv.values.shape[0] > 1:
                     ax.fill_between(cv.epochs, 100 * cv.low, 100 * cv.high, color=color, alpha=0.18, linewidth=0)
-            cost, out, mom, l2 = key
+            cost, ce_out, out, mom, l2 = key
+            cost = cost if ce_out == "clip" else f"{cost} ({ce_out})"
             out_text = "out = hidden" if out == "same" else f"{out} out"
             extra = (f", m {mom:g}" if mom else "") + (f", l2 {l2:g}" if l2 else "")
             ax.set_title(f"{cost}, {act} hidden, {out_text}{extra}", fontsize=8)

@@ -29,7 +29,7 @@ from .analysis import (ACTIVATION_ORDER, COST_ORDER, INIT_ORDER, MODE_ORDER, Cel
 from .paired import Paired, paired, with_holm
 from .records import Cell, RunRecord
 
-QUESTION_AXES = ("cost", "activation", "output", "init", "momentum", "l2")
+QUESTION_AXES = ("cost", "ce_outside", "activation", "output", "init", "momentum", "l2")
 ALPHA = 0.05
 _ORDERS = {"cost": COST_ORDER, "activation": ACTIVATION_ORDER, "init": INIT_ORDER,
            "output": ("same", *ACTIVATION_ORDER)}
@@ -98,8 +98,9 @@ def _factors(records: Sequence[RunRecord]) -> dict[Cell, dict]:
     out = {}
     for r in records:
         c = r.config
-        out[r.cell] = {"mode": r.mode, "cost": c.cost, "activation": c.activation, "output": c.output,
-                       "init": c.init, "momentum": c.momentum, "l2": c.l2}
+        out[r.cell] = {"mode": r.mode, "cost": c.cost, "ce_outside": getattr(c, "ce_outside", "clip"),
+                       "activation": c.activation, "output": c.output, "init": c.init, "momentum": c.momentum,
+                       "l2": c.l2}
     return out
 
 
@@ -143,8 +144,8 @@ def _compare(axis, mode, a, b, pairs, acc, chance, identical) -> Comparison:
 def _identical(sa: CellSummary, sb: CellSummary) -> bool:
     """The same network on both sides (e.g. a sigmoid hidden layer, "output = hidden" vs sigmoid)."""
     x, y = sa.cell, sb.cell
-    return (x.cost, x.activation, x.output, x.init, x.momentum, x.l2) == \
-        (y.cost, y.activation, y.output, y.init, y.momentum, y.l2)
+    return (x.cost, x.ce_outside, x.activation, x.output, x.init, x.momentum, x.l2) == \
+        (y.cost, y.ce_outside, y.activation, y.output, y.init, y.momentum, y.l2)
 
 
 def _axis_questions(axis, factors, sel_by_cell, acc, chance) -> list[Question]:

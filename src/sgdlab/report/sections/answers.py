@@ -10,11 +10,13 @@ from ...study.paired import Paired
 from ...study.questions import Comparison, Question
 from ..document import Answers
 
-AXIS_LABELS = {"cost": "Cost", "activation": "Hidden activation", "output": "Output layer",
+AXIS_LABELS = {"cost": "Cost", "ce_outside": "Cross-entropy convention", "activation": "Hidden activation", "output": "Output layer",
                "init": "Initialisation", "momentum": "Momentum", "l2": "L2 penalty", "lr": "Learning rate"}
 
 
 def value_text(axis: str, v) -> str:
+    if axis == "ce_outside":
+        return f"ce_outside {v}"
     if axis == "output":
         return "output = hidden activation" if v == "same" else f"{v} output"
     if axis in ("lr", "momentum", "l2"):
@@ -44,8 +46,6 @@ def _oriented(c: Comparison) -> tuple[object, object, Paired]:
 def comparison_text(c: Comparison, unit: str = "setting") -> str:
     a, b, p = _oriented(c)
     at, bt = value_text(c.axis, a), value_text(c.axis, b)
-    if p.n == 0:
-        return f"{at} vs {bt}: no pair left to compare"
     ci = f" [{_pts(p.ci[0])}, {_pts(p.ci[1])}]" if p.ci else ""
     n_set = len(c.settings)
     where = f"{n_set} {unit}{'s' * (n_set != 1)}, {p.n} seed{'s' * (p.n != 1)}"
@@ -57,6 +57,9 @@ def comparison_text(c: Comparison, unit: str = "setting") -> str:
     if c.n_identical:
         left.append(f"{c.n_identical} identical")
     out = f"; {' and '.join(left)} left out" if left else ""
+    if p.n == 0:
+        return f"{at} vs {bt}: nothing to compare ({' and '.join(left) or 'no common seed'} of " \
+               f"{c.n_chance + c.n_identical} setting{'s' * (c.n_chance + c.n_identical != 1)})"
     if c.better is not None:
         return f"**{at}** better than {bt} by {_pts(p.mean)} points{ci} ({where}; {tests}{out})"
     return f"{at} vs {bt}: no clear difference, {_pts(p.mean)} points{ci} ({where}; {tests}{out})"

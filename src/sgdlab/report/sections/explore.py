@@ -24,7 +24,7 @@ def payload(ctx) -> dict:
         if r.status == "failed":
             continue
         c = r.config
-        row = {"mode": r.mode, "cost": c.cost, "activation": c.activation, "output": c.output, "init": c.init,
+        row = {"mode": r.mode, "cost": c.cost, "ce_outside": getattr(c, "ce_outside", "clip"), "activation": c.activation, "output": c.output, "init": c.init,
                "momentum": c.momentum, "l2": c.l2, "lr": c.lr, "seed": c.seed, "status": r.status}
         for m in METRICS:
             row[m] = _round(getattr(r.history, m, []) or [])
@@ -35,7 +35,7 @@ def payload(ctx) -> dict:
     cells = []
     for s in ctx.selections:
         c = s.cell
-        cells.append({"mode": c.mode, "cost": c.cost, "activation": c.activation,
+        cells.append({"mode": c.mode, "cost": c.cost, "ce_outside": c.ce_outside, "activation": c.activation,
                       "output": ctx.settings.get(c, c.output), "init": c.init, "momentum": c.momentum, "l2": c.l2,
                       "selected": None if s.all_at_chance else s.lr, "best": s.lr})
     return {"runs": runs, "cells": cells}
