@@ -169,49 +169,6 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in str(text))
 
 
-def paper_figure_number(cost: str, activation: str, output_setting: str) -> int | None:
-    if output_setting != "same" or cost not in ("ce", "mse") or activation not in ("sigmoid", "tanh", "relu"):
-        return None
-    return 6 + 3 * ("ce", "mse").index(cost) + ("sigmoid", "tanh", "relu").index(activation)
-
-
-def accuracy_curves(records: Sequence[RunRecord], key: tuple, activation: str, sels: Sequence[Selection],
-                    directory: Path, paper_setting: bool) -> Figure:
-    """Validation accuracy per epoch for one (mode, cost, output, activation): one curve per
-    init at its own selected lr, mean over seeds with a min–max band (paper Figs. 6-11)."""
-    mode, cost, output, momentum, l2 = key
-    fig, axes = _new(6.4, 3.9)
-    ax = axes[0, 0]
-    for sel in sorted(sels, key=lambda s: _order(s.cell.init, INIT_ORDER)):
-        cv = curve(records, sel.cell, sel.lr)
-        if cv.values.size == 0:
-            continue
-        color = INIT_COLORS.get(sel.cell.init)
-        n = cv.values.shape[0]
-        div = f", {cv.n_diverged} diverged" if cv.n_diverged else ""
-        label = f"{sel.cell.init}, lr {sel.lr:g} ({n} seed{'s' * (n != 1)}{div})"
-        mean = 100 * cv.mean
-        ax.plot(cv.epochs, mean, color=color, label=label, linewidth=1.8)
-        if n > 1:
-            ax.fill_between(cv.epochs, 100 * cv.low, 100 * cv.high, color=color, alpha=0.2, linewidth=0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=True, framealpha=0.85, fontsize=8, loc="best")
-    out = "output = hidden" if output == "same" else f"{output} output"
-    extra = (f", momentum {momentum:g}" if momentum else "") + (f", l2 {l2:g}" if l2 else "")
-    ax.set_title(f"{mode} mode: {cost}, {activation} hidden, {out}{extra}", fontsize=10)
-    fig_no = paper_figure_number(cost, activation, output) if paper_setting else None
-    cf = f" (cf. paper Fig. {fig_no})" if fig_no else ""
-    name = f"curves_{_slug(mode)}_{cost}_{_slug(output)}_{activation}"
-    name += (f"_m{momentum:g}" if momentum else "") + (f"_l2-{l2:g}" if l2 else "")
-    return save(fig, directory, name,
-                f"{mode} mode, cost {cost}, {activation} hidden, {out}{extra}: validation accuracy per epoch, "
-                f"each initialisation at its selected lr; line = mean over seeds, band = min–max{cf}.")
-
-
 def curves_per_mode(records: Sequence[RunRecord], mode: str, sels: Sequence[Selection], settings: dict,
                     directory: Path, paper_setting: bool) -> Figure:
     """Small multiples for one mode: a panel per (cost, output setting, momentum, l2) row and

@@ -64,16 +64,17 @@ def mode_title(mode: str) -> str:
 
 
 def group_title(key: tuple, paper: bool = True) -> str:
-    mode, cost, output, momentum, l2 = key
+    mode, cost, output, momentum, l2, ce_outside = key
     table = ref.TABLE_OF_COST.get(cost) if paper and (output == "same" or cost in ("ce", "mse")) else None
     out = "output = hidden activation" if output == "same" else f"{output} output"
     extra = (f", momentum {momentum:g}" if momentum else "") + (f", l2 {l2:g}" if l2 else "")
-    layout = f"{table} layout, " if table else ""
+    extra += f", ce_outside {ce_outside}" if ce_outside != "clip" else ""
+    layout = f"{table} layout, " if table and ce_outside == "clip" else ""
     return f"{layout}{mode} mode, cost {cost}, {out}{extra}"
 
 
 def group_name(key: tuple, keys: Sequence[tuple]) -> str:
-    mode, cost, output, momentum, l2 = key
+    mode, cost, output, momentum, l2, ce_outside = key
     base = {"ce": "table2_ce", "mse": "table3_mse"}.get(cost, f"table_{cost}")
     name = f"{base}_{mode}"
     same_cost = [k for k in keys if k[0] == mode and k[1] == cost]
@@ -83,6 +84,8 @@ def group_name(key: tuple, keys: Sequence[tuple]) -> str:
         name += f"_m{momentum:g}"
     if l2:
         name += f"_l2-{l2:g}"
+    if ce_outside != "clip":
+        name += f"_ce-{ce_outside}"
     return name
 
 

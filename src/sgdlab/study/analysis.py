@@ -432,11 +432,12 @@ def output_settings(records: Iterable[RunRecord]) -> dict[Cell, str]:
 
 def table_groups(selections: Sequence[Selection], settings: dict[Cell, str]) -> dict[tuple, list[Selection]]:
     """Selections grouped as the paper's Tables 2-3: per (mode, cost, output setting,
-    momentum, l2), one table whose rows are inits and columns hidden activations."""
+    momentum, l2, ce_outside), one table whose rows are inits and columns hidden activations."""
     groups: dict[tuple, list[Selection]] = {}
     for sel in selections:
         c = sel.cell
-        key = (c.mode, c.cost, settings.get(c, c.output), c.momentum, c.l2)
+        key = (c.mode, c.cost, settings.get(c, c.output), c.momentum, c.l2, c.ce_outside)
         groups.setdefault(key, []).append(sel)
     return dict(sorted(groups.items(), key=lambda kv: (_order(kv[0][0], MODE_ORDER), _order(kv[0][1], COST_ORDER),
-                                                     str(kv[0][2]), kv[0][3], kv[0][4])))
+                                                     str(kv[0][2]), kv[0][3], kv[0][4],
+                                                     kv[0][5] != "clip", kv[0][5])))
