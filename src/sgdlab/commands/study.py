@@ -85,21 +85,22 @@ def render_report(out: Path) -> int:
     from ..errors import SgdlabError
 
     try:
-        from ..report import render
+        from ..report import build
     except ImportError as e:  # the report package (or its render) is not in this sgdlab
         if isinstance(e, ModuleNotFoundError) and e.name not in ("sgdlab.report",):
             raise
         print(f"report skipped: sgdlab.report is not available ({e})")
         return 0
     try:
-        html = render(Path(out))
+        done = build(Path(out))
     except SgdlabError:
         raise
     except Exception:
         print(f"sgdlab: error: rendering the report failed; the results are stored; retry with: "
               f"sgdlab report {shlex.quote(str(out))}", file=sys.stderr)
         raise
-    print(f"report: {html}")
+    print(done.answers_text())
+    print(f"report: {done.html}")
     return 0
 
 
