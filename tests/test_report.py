@@ -140,7 +140,7 @@ def test_paper_comparison_holds_published_numbers():
 
 
 EXPECTED_FIGURES = ("fig03_sample_digits", "fig04_class_frequency", "fig05_activations", "confusion_paper",
-                    "curves_paper_ce_same_sigmoid", "lr_heatmap_paper")
+                    "curves_paper", "lr_heatmap_paper")
 
 
 def test_figures_exist_png_and_svg():
@@ -163,7 +163,12 @@ def test_report_html_embeds_every_figure_and_nothing_external():
     assert html.count("<img ") == len(pngs)
     for attr in re.findall(r'(?:src|href)="([^"]*)"', html):
         assert attr.startswith(("data:", "#")), attr
-    assert not re.search(r"https?://|url\(|<link|<script", html)
+    assert not re.search(r"<link|<script[^>]*\ssrc=|url\(", html)
+    from importlib import resources
+
+    vendored = resources.files("sgdlab").joinpath("assets/vendor/uplot/uPlot.iife.min.js").read_text()
+    assert vendored in html  # inlined as released (its licence header names its home page)
+    assert not re.search(r"https?://", html.replace(vendored, ""))
 
 
 def test_report_md_links_figures_and_states_findings():

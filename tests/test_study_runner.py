@@ -3,7 +3,6 @@ failed runs, the store API and the Python API."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sqlite3
@@ -115,7 +114,7 @@ def test_api_runs_then_renders_through_the_workflow(small_study, tmp_path, monke
     def broken(*a, **k):
         raise RuntimeError("a figure failed")
 
-    monkeypatch.setattr(sgdlab.report, "render", broken)
+    monkeypatch.setattr(sgdlab.report, "build", broken)
     with pytest.raises(RuntimeError) as info:
         workflow.run_and_render(parse_spec(SMALL), copy, resume=True, jobs=1, progress=False)
     assert any("results are stored; retry with: sgdlab report" in n for n in info.value.__notes__)
@@ -142,8 +141,8 @@ def test_out_holding_this_or_another_study_is_refused(small_study, tmp_path, cap
     other.write_text(SMALL.replace("epochs = 3", "epochs = 2"))
     assert main(["study", str(other), "--out", str(out), "--quiet", "--no-report"]) == 2
     err = capsys.readouterr().err
-    assert "holds a different study ('small'" in err and "--force" in err
-    assert "differs from this spec in: epochs" in err
+    assert "epochs = 3, this spec 2; changing epochs changes what every stored run means" in err
+    assert "--force" in err and "\n" not in err.strip()
     with Store(out) as st:
         assert st.count() == 8  # untouched
 
@@ -242,7 +241,7 @@ def test_store_open_errors(tmp_path):
     junk.write_text("not a database")
     with pytest.raises(SgdlabError, match="not a readable sgdlab study store|not an sgdlab study store"):
         Store(junk)
-    with pytest.raises(SgdlabError, match="different study|another --out|--force"):
+    with pytest.raises(SgdlabError, match="another --out|--force"):
         run_study(SMALL, junk.parent, jobs=1, progress=False)
 
 
@@ -292,3 +291,66 @@ def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
     assert a.key != b.key and a.config.output == "same" and b.config.output == "sigmoid"
     assert a.history.to_dict() == b.history.to_dict() and a.test_predictions == b.test_predictions
     assert by[("paper", "tanh")].history.val_acc != by[("corrected", "tanh")].history.val_acc
+
+
+# --------------------------------------------------------------------------- studies that grow
+
+
+def _keys_and_finished(out):
+    with sqlite3.connect(out / "results.sqlite") as con:
+        return dict(con.execute("SELECT key, finished || '|' || history FROM runs"))
+
+
+def test_growing_by_a_seed_and_an_lr_trains_only_the_new_runs(small_study, tmp_path, capsys):
+    """One more seed and one more lr on --resume: exactly the new runs are trained, the
+    stored ones keep their keys and rows, the store describes the grown spec, the report
+    covers it; without --resume it is refused with a hint."""
+    import shutil
+
+    spec, out0, _ = small_study
+    out = tmp_path / "grow"
+    shutil.copytree(out0, out)
+    before = _keys_and_finished(out)
+    grown = tmp_path / "grown.toml"
+    grown.write_text(SMALL.replace("seeds = 2", "seeds = 3"))
+    capsys.readouterr()
+    assert main(["study", str(grown), "--out", str(out), "--quiet", "--no-report"]) == 2
+    assert "add --resume to grow it" in capsys.readouterr().err
+    assert main(["study", str(grown), "--out", str(out), "--jobs", "1", "--resume", "--quiet", "--no-report"]) == 0
+    assert "12/12 runs" in capsys.readouterr().out
+    after = _keys_and_finished(out)
+    assert len(after) == 12 and all(after[k] == v for k, v in before.items())  # old rows untouched
+    with Store(out) as st:
+        new = [r for r in st.records() if r.key not in before]
+        assert {r.config.seed for r in new} == {2} and len(new) == 4
+        assert st.spec()["seeds"] == [0, 1, 2]
+    grown.write_text(SMALL.replace("seeds = 2", "seeds = 3").replace("lr = [0.1, 1.0]", "lr = [0.1, 1.0, 0.01]"))
+    assert main(["study", str(grown), "--out", str(out), "--jobs", "1", "--resume", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 trained now" in printed and "12 were already stored" in printed and "Answers:" in printed
+    rows = list(csv_rows(out / "tables" / "grid.csv"))
+    assert len(rows) == 6 and {float(r["lr"]) for r in rows} == {0.1, 1.0, 0.01}
+
+
+def test_growing_cannot_change_meaning_or_shrink(small_study, tmp_path, capsys):
+    spec, out, _ = small_study
+    for text, key in (("batch_size = 32\n" + SMALL, "batch_size"), ('dataset = "iris"\n' + SMALL, "dataset")):
+        other = tmp_path / "other.toml"
+        other.write_text(text)
+        capsys.readouterr()
+        assert main(["study", str(other), "--out", str(out), "--resume", "--quiet", "--no-report"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"changing {key} changes what every stored run means" in err and "\n" not in err
+    smaller = tmp_path / "smaller.toml"
+    smaller.write_text(SMALL.replace("seeds = 2", "seeds = [0]"))
+    assert main(["study", str(smaller), "--out", str(out), "--resume", "--quiet", "--no-report"]) == 2
+    assert "drops 4 stored runs" in capsys.readouterr().err
+    with Store(out) as st:
+        assert st.count() == 8
+
+
+def csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

@@ -17,15 +17,16 @@ from .study.api import StudyResults, as_spec, open_study
 from .study.runner import StudyRun, execute
 
 
-def render_report(out, diverged: str = "zero") -> Path:
-    """Render the report of the study in ``out``; returns ``report.html``.
+def render_report(out, diverged: str = "zero"):
+    """Render the report of the study in ``out``; returns :class:`sgdlab.report.Rendered`
+    (``report.html``'s path and the Answers lines).
 
     A crash while rendering leaves the stored results intact; the error says how to retry.
     """
-    from .report import render
+    from .report import build
 
     try:
-        return render(Path(out), diverged=diverged)
+        return build(Path(out), diverged=diverged)
     except SgdlabError:
         raise
     except Exception as e:
@@ -35,14 +36,14 @@ def render_report(out, diverged: str = "zero") -> Path:
 
 
 def run_and_render(spec, out, *, report: bool = True, on_stored: Callable[[StudyRun], None] | None = None,
-                   **options) -> tuple[StudyRun, Path | None]:
+                   **options) -> tuple[StudyRun, object | None]:
     """Run ``spec`` (a :class:`~sgdlab.study.spec.StudySpec`) into ``out``, then render its report.
 
     ``options`` go to :func:`sgdlab.study.runner.execute` (jobs, resume, force, engine,
     backend, scheduler, progress, resume_same). ``on_stored(run)`` is called once the
     results are stored, before rendering (the CLI prints its summary there). Returns the
-    :class:`~sgdlab.study.runner.StudyRun` and the report's path (None when ``report`` is
-    false).
+    :class:`~sgdlab.study.runner.StudyRun` and what rendering wrote (a
+    :class:`sgdlab.report.Rendered`; None when ``report`` is false).
     """
     run = execute(spec, out, **options)
     if on_stored is not None:

@@ -61,7 +61,7 @@ def _rerender_study_report(out) -> None:
     if (Path(out) / STORE_NAME).is_file():
         from ..workflow import render_report
 
-        print(f"report: {render_report(out)} (now with the frameworks section)")
+        print(f"report: {render_report(out).html} (now with the frameworks section)")
 
 
 def _writable(out):

@@ -56,7 +56,7 @@ def run_and_report(spec, out: Path, args, resume_hint: str, resume_same: bool = 
     from ..workflow import run_and_render
 
     try:
-        _, html = run_and_render(spec, out, report=not args.no_report, on_stored=lambda res: _summary(spec, res),
+        _, done = run_and_render(spec, out, report=not args.no_report, on_stored=lambda res: _summary(spec, res),
                                  jobs=args.jobs, resume=args.resume, force=args.force, engine=args.engine,
                                  backend=args.backend, scheduler=args.scheduler, progress=not args.quiet,
                                  resume_same=resume_same)
@@ -66,10 +66,11 @@ def run_and_report(spec, out: Path, args, resume_hint: str, resume_same: bool = 
         print(f"sgdlab: interrupted: {stored} of {r.total} runs are stored in {r.store}; "
               f"resume with: {resume_hint}", file=sys.stderr)
         return 130
-    if html is None:
+    if done is None:
         print(f"report not rendered (--no-report); render it with: sgdlab report {shlex.quote(str(out))}")
     else:
-        print(f"report: {html}")
+        print(done.answers_text())
+        print(f"report: {done.html}")
     return 0
 
 

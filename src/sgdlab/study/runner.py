@@ -25,6 +25,7 @@ from ..errors import SgdlabError
 from ..train.loop import History
 from .expand import PlannedRun, expand, schedule_groups, schedule_id
 from .records import RunRecord
+from .spec import check_growth
 from .store import STORE_NAME, Store
 
 ENGINES = ("batched", "single")
@@ -276,19 +277,17 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
         return False
     try:
         with Store(path) as st:
-            digest, old, n = st.digest(), st.spec(), st.count()
+            digest, old, n, keys = st.digest(), st.spec(), st.count(), list(st.statuses())
     except SgdlabError as e:
         raise SgdlabError(f"--out: {e}; choose another --out, or --force to replace it") from None
-    if digest != spec.digest():
-        new = spec.to_dict()
-        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        raise SgdlabError(
-            f"--out: {out} holds a different study ({old.get('name')!r}, {n} runs stored; it differs from "
-            f"this spec in: {', '.join(diff)}); choose another --out, or --force to delete its "
-            "results and start over")
+    grows = digest != spec.digest()
+    if grows:
+        # A different spec: it may only grow this study (the stored runs keep their keys).
+        check_growth(old, spec, keys)
     if not (resume or resume_same):
-        raise SgdlabError(f"--out: {out} already holds this study ({n} runs stored); add --resume to "
-                          "continue it, or --force to start over")
+        what = "a smaller version of this study" if grows else "this study"
+        raise SgdlabError(f"--out: {out} already holds {what} ({n} runs stored); add --resume to "
+                          f"{'grow' if grows else 'continue'} it, or --force to start over")
     return True
 
 
@@ -325,6 +324,8 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same)
 
     store = Store(out / STORE_NAME, writable=True) if resuming else Store.create(out / STORE_NAME, spec)
+    if resuming and store.digest() != spec.digest():
+        store.replace_spec(spec)  # grown (checked in prepare_out): the store now describes the whole grid
     indices = {r.key: r.index for r in runs}
     summary = StudyRun(out, store.path, len(runs), 0, engine=engine, jobs=jobs, backend=backend)
     try:

@@ -365,3 +365,29 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
 
     expand(spec)
     return spec
+
+
+#: settings that change what every run means; a stored study's are never changed by a spec
+FIXED_SETTINGS = ("dataset", "label", "split", "split_seed", "hidden", "epochs", "batch_size", "dtype", "patience")
+
+
+def check_growth(stored: dict, spec: StudySpec, stored_keys, source: str = "--out") -> None:
+    """Whether ``spec`` can continue a study stored with the spec dict ``stored`` and the
+    run keys ``stored_keys``: it may add seeds, lrs, values on any axis or grid blocks (the
+    stored runs keep their keys), but not change a setting of :data:`FIXED_SETTINGS`, nor
+    drop runs the store holds. Raises :class:`SgdlabError` naming the key otherwise."""
+    new = spec.to_dict()
+    for key in FIXED_SETTINGS:
+        if stored.get(key) != new.get(key):
+            raise SgdlabError(f"{source}: the stored study has {key} = {stored.get(key)!r}, this spec "
+                              f"{new.get(key)!r}; changing {key} changes what every stored run means. Keep "
+                              f"{key} as stored, or choose another --out (or --force to start over)")
+    from .expand import expand
+
+    planned = {r.key: r for r in expand(spec)}
+    dropped = [k for k in stored_keys if k not in planned]
+    if dropped:
+        raise SgdlabError(f"{source}: this spec drops {len(dropped)} stored run{'s' * (len(dropped) != 1)} "
+                          f"(e.g. {dropped[0]}): a study can grow (more seeds, lrs, axis values or blocks), "
+                          "not shrink; keep the stored grid in the spec, or choose another --out "
+                          "(or --force to start over)")

@@ -208,6 +208,17 @@ class Store:
         with self._con:  # one transaction: all of the schedule group or none of it
             self._con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", rows)
 
+    def replace_spec(self, spec) -> None:
+        """Record ``spec`` as the study's spec: a study grown by a spec that only adds runs
+        (checked by :func:`sgdlab.study.spec.check_growth` before this is called)."""
+        if not self.writable:
+            raise SgdlabError(f"{self.path}: opened read-only")
+        meta = {"spec_toml": spec.text, "spec_source": spec.source,
+                "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
+                "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest()}
+        with self._con:
+            self._con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+
     def close(self) -> None:
         if self._con is None:
             return
