@@ -29,14 +29,14 @@ def save(network: Network, path, classes=None, extra: dict | None = None, featur
 
     ``features`` names the input columns in order (a CSV's header without the label);
     ``predict`` then matches a CSV's columns by these names."""
-    from . import __version__
+    from ._version import __version__
 
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sgdlab_version": __version__,
             "sizes": network.sizes, "activation": network.activation, "output": network.output,
-            "cost": network.cost, "dtype": network.dtype,
+            "cost": network.cost, "dtype": network.dtype, "ce_outside": network.ce_outside,
             "classes": None if classes is None else [c.item() if hasattr(c, "item") else c for c in classes],
             "extra": extra or {}}
     if features is not None:
@@ -120,7 +120,8 @@ def load(path) -> tuple[Network, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise _bad(path, f"format version {meta.get('format_version')!r}, this sgdlab reads {FORMAT_VERSION}")
     try:
-        net = Network(meta["sizes"], meta["activation"], meta["output"], meta["cost"], meta["dtype"])
+        net = Network(meta["sizes"], meta["activation"], meta["output"], meta["cost"], meta["dtype"],
+                      meta.get("ce_outside", "clip"))
     except (KeyError, TypeError) as e:
         raise _bad(path, f"incomplete metadata: {e}") from None
     except SgdlabError as e:

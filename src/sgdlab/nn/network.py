@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import SgdlabError
 from .activations import LEAKY_SLOPE, Activation, get_activation
-from .costs import SHORTCUTS, Cost, check_pairing, get_cost
+from .costs import Cost, check_pairing, get_cost, output_delta, shortcut_mask, uses_shortcut
 from .init import init_params
 from .inplace import ONES, TIMES_DERIVATIVE
 
@@ -68,6 +68,9 @@ class Network:
         Output activation, or ``"same"`` for the hidden one (what the paper did).
     cost : str
         ``mse``, ``ce`` or ``cce`` (softmax output only).
+    ce_outside : str
+        How ``ce`` treats outputs outside (0, 1): ``clip``, ``nielsen`` or ``none``
+        (see :mod:`sgdlab.nn.costs`).
     """
 
     sizes: list[int]
@@ -75,6 +78,7 @@ class Network:
     output: str = "same"
     cost: str = "ce"
     dtype: str = "float64"
+    ce_outside: str = "clip"
     weights: list[np.ndarray] = field(default_factory=list, repr=False)
     biases: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -86,10 +90,11 @@ class Network:
         if self.activation == "softmax":
             raise SgdlabError("softmax is an output activation only; hidden: sigmoid, tanh, relu, leaky_relu, identity")
         self._out: Activation = get_activation(self.output)
-        self._cost: Cost = get_cost(self.cost)
-        check_pairing(self.output, self.cost)
+        check_pairing(self.output, self.cost, self.ce_outside)
+        self._cost: Cost = get_cost(self.cost, self.ce_outside)
         self.dtype = resolve_dtype(self.dtype).name
-        self._shortcut = (self.output, self.cost) in SHORTCUTS
+        self._rule = self._cost.rule  # cost and ce convention: what the output delta depends on
+        self._shortcut = uses_shortcut(self.output, self._rule)
 
     # -- construction ---------------------------------------------------------------
     def initialize(self, init="xavier", bias_init="normal", rng=None) -> "Network":
@@ -102,7 +107,7 @@ class Network:
         return [p for wb in zip(self.weights, self.biases) for p in wb]
 
     def copy(self) -> "Network":
-        net = Network(self.sizes, self.activation, self.output, self.cost, self.dtype)
+        net = Network(self.sizes, self.activation, self.output, self.cost, self.dtype, self.ce_outside)
         net.weights = [w.copy() for w in self.weights]
         net.biases = [b.copy() for b in self.biases]
         return net
@@ -119,10 +124,8 @@ class Network:
         return zs, acts
 
     def output_delta(self, z, a, Y):
-        """dC_s/dz at the output layer per sample (eq. 5-6)."""
-        if self._shortcut:  # exact for sigmoid+ce, softmax+cce, identity+mse
-            return a - Y
-        return self._out.backward(z, a, self._cost.grad(a, Y))
+        """dC_s/dz at the output layer per sample (eq. 5-6; see :func:`costs.output_delta`)."""
+        return output_delta(self.output, self._rule, self._out, z, a, Y)
 
     def backward(self, zs, acts, Y) -> Gradients:
         """Gradients of the minibatch cost, averaged over its rows (eq. 7-9)."""
@@ -277,6 +280,9 @@ class PackedNetwork:
         self._out_into = _FORWARD_INTO[net.output]
         self._hidden_times = _TIMES_DERIVATIVE[net.activation]
         self._shortcut = net._shortcut
+        # a - y needs the clip mask of ce / cce to be the gradient of the value computed
+        self._masked = self._shortcut and net._rule in ("ce", "cce")
+        self._rule = net._rule
         # mse under an elementwise output: dC/dz = (a - y) * f'(z), in place
         self._mse_elementwise = net.cost == "mse" and net.output in _TIMES_DERIVATIVE
         self._out_times = _TIMES_DERIVATIVE.get(net.output)
@@ -336,14 +342,16 @@ class PackedNetwork:
         L, zs, acts, deltas, tmps = buf.L, buf.z, buf.a, buf.delta, buf.tmp
         z, a, delta = zs[-1], acts[-1], deltas[-1]
         # output delta (eq. 5-6), averaged over the minibatch
-        if self._shortcut:  # a - y is exact for sigmoid+ce, softmax+cce, identity+mse
+        if self._shortcut:  # a - y: sigmoid+ce, softmax+cce, identity+mse, and ce:nielsen
             np.subtract(a, Y.T, out=delta)
+            if self._masked:  # 0 where the value clips the output (see costs.shortcut_mask)
+                delta *= shortcut_mask(self._rule, a.T, Y).T
         elif self._mse_elementwise:
             np.subtract(a, Y.T, out=delta)
             self._out_times(delta, z, a, tmps[-1])
         else:
             net = self.net
-            delta[...] = net._out.backward(z.T, a.T, net._cost.grad(a.T, Y)).T
+            delta[...] = output_delta(net.output, self._rule, net._out, z.T, a.T, Y).T
         np.divide(delta, buf.n, out=delta)
         # backward (eq. 7-9): grad [W_l; b_l] = [A_{l-1}; 1] @ Delta_l.T,
         # Delta_{l-1}.T = (W_l @ Delta_l.T) * f'(Z_{l-1}.T)

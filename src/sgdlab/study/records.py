@@ -25,11 +25,12 @@ class Cell:
     init: str
     momentum: float = 0.0
     l2: float = 0.0
+    ce_outside: str = "clip"  # the cross-entropy convention (see sgdlab.nn.costs)
 
     @classmethod
     def of(cls, mode: str, config: RunConfig) -> "Cell":
         return cls(mode, config.cost, config.activation, config.output_activation, config.init,
-                   config.momentum, config.l2)
+                   config.momentum, config.l2, config.ce_outside)
 
     def label(self) -> str:
         s = f"{self.mode}: {self.activation}/{self.output} + {self.cost}, {self.init}"
@@ -37,6 +38,8 @@ class Cell:
             s += f", momentum {self.momentum:g}"
         if self.l2:
             s += f", l2 {self.l2:g}"
+        if self.ce_outside != "clip":
+            s += f", ce_outside {self.ce_outside}"
         return s
 
 

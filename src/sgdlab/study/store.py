@@ -22,8 +22,8 @@ Tables
 A store is created in a temporary file and renamed into place (a kill leaves no store or
 a complete one); a row whose JSON cannot be read back never counts as finished.
 
-The runner writes each group of runs in one transaction, so a killed study leaves only
-whole groups behind and the file stays valid. Floats are stored as JSON with Python's
+The runner writes each schedule group of runs in one transaction, so a killed study leaves
+only whole schedule groups behind and the file stays valid. Floats are stored as JSON with Python's
 ``repr`` and read back bit for bit (NaN included).
 """
 
@@ -145,7 +145,7 @@ class Store:
         """
         import os
 
-        from .. import __version__
+        from .._version import __version__
         from ..outdir import write_error
 
         p = store_path(path)
@@ -283,9 +283,10 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def write_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
+    def write_schedule_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
                     engine: str | None = None) -> None:
-        """Insert (or replace) a group's records in one transaction."""
+        """Insert (or replace) a schedule group's records in one transaction (``group_id``:
+        :func:`~sgdlab.study.expand.schedule_id`)."""
         if not self.writable:
             raise SgdlabError(f"{self.path}: opened read-only")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -301,11 +302,22 @@ class Store:
                          r.engine or engine, now))
         marks = ", ".join("?" * len(_COLUMNS))
         try:
-            with self._con:  # one transaction: all of the group or none of it
+            with self._con:  # one transaction: all of the schedule group or none of it
                 self._con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})",
                                       rows)
         except sqlite3.Error as e:
             raise StoreWriteError(f"cannot write to {self.path} ({e})") from None
+
+    def replace_spec(self, spec) -> None:
+        """Record ``spec`` as the study's spec: a study grown by a spec that only adds runs
+        (checked by :func:`sgdlab.study.spec.check_growth` before this is called)."""
+        if not self.writable:
+            raise SgdlabError(f"{self.path}: opened read-only")
+        meta = {"spec_toml": spec.text, "spec_source": spec.source,
+                "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
+                "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest()}
+        with self._con:
+            self._con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
 
     def close(self) -> None:
         if self._con is None:

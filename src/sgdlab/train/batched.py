@@ -45,7 +45,7 @@ from ..config import RunConfig, rng_streams
 from ..data import Dataset
 from ..errors import SgdlabError
 from ..nn.activations import get_activation
-from ..nn.costs import SHORTCUTS, get_cost
+from ..nn.costs import RULES, cost_rule, shortcut_mask, uses_shortcut
 from ..nn.init import init_params
 from ..nn.network import Network, one_hot
 from .batched_kernels import ce_terms, ce_times_into, forward_into, loss_sums, times_derivative
@@ -113,7 +113,8 @@ def chunk_size(sizes: Sequence[int], batch_size: int, dtype="float64", momentum=
 
 @dataclass
 class Segment:
-    """Models ``start:stop`` of a stack share a cost (and so an output-delta rule)."""
+    """Models ``start:stop`` of a stack share a cost rule (cost and ce convention, see
+    :data:`sgdlab.nn.costs.RULES`), and so an output-delta rule."""
 
     start: int
     stop: int
@@ -213,7 +214,7 @@ class Stack:
         self.first, self.blocks = self._views(self.theta)
         self.grad_first, self.grad_blocks = self._views(self.grad)
         self.weights_T = [None] + [b[:, :-1].swapaxes(1, 2) for b in self.blocks[1:]]  # (K, fan_out, fan_in)
-        self.segments = _segments([c.cost for c in self.configs])
+        self.segments = _segments([cost_rule(c.cost, c.ce_outside) for c in self.configs])
         self.runs = []
         for j, c in enumerate(self.configs):
             if self.runs and self.runs[-1][2] == c.seed:
@@ -324,7 +325,7 @@ class Stack:
     def network(self, j: int) -> Network:
         """Model ``j`` as a :class:`Network` (copies of its parameters)."""
         c = self.configs[j]
-        net = Network(self.sizes, c.activation, c.output, c.cost, c.dtype)
+        net = Network(self.sizes, c.activation, c.output, c.cost, c.dtype, c.ce_outside)
         blocks = [self.layer(l)[j] for l in range(len(self.layers))]
         net.weights = [blk[:-1].copy() for blk in blocks]
         net.biases = [blk[-1].copy() for blk in blocks]
@@ -378,25 +379,29 @@ def gradient(stack: Stack, X, Y, buf: _Buffers) -> np.ndarray:
 
 
 def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
-    """dC_s/dz at the output layer of every model into ``out``, segment by segment (eq. 5-6):
-    ``a - y`` where that is exact (sigmoid + ce, softmax + cce, identity + mse), ``(a - y) f'(z)``
-    for mse under an elementwise output, ``(c - y) / (c (1 - c)) f'(z)`` for ce under another
-    elementwise output, the general chain rule otherwise. ``z``, ``a``, ``out``: ``(b, K, n_out)``;
-    ``Y``: ``(b, 1, n_out)`` or ``(b, K, n_out)``."""
+    """dC_s/dz at the output layer of every model into ``out``, segment by segment (eq. 5-6),
+    as :func:`sgdlab.nn.costs.output_delta`: ``a - y`` where that is exact (sigmoid + ce,
+    softmax + cce, identity + mse; times the clip mask of ce and cce) and under ``ce:nielsen``,
+    ``(a - y) f'(z)`` for mse under an elementwise output, the clipped cross-entropy's chain
+    rule for ce under another elementwise output (:func:`ce_times_into`), the general chain
+    rule otherwise. ``z``, ``a``, ``out``: ``(b, K, n_out)``; ``Y``: ``(b, 1, n_out)`` or
+    ``(b, K, n_out)``."""
     output = stack.key.output
     for s in stack.segments:
-        sl = slice(s.start, s.stop)
+        sl, rule = slice(s.start, s.stop), s.cost
         Ys = Y if Y.shape[1] == 1 else Y[:, sl]
-        if (output, s.cost) in SHORTCUTS:
+        if uses_shortcut(output, rule):
             np.subtract(a[:, sl], Ys, out=out[:, sl])
-        elif s.cost == "mse" and stack.out_times is not None:
+            if rule in ("ce", "cce"):
+                out[:, sl] *= shortcut_mask(rule, a[:, sl], Ys)
+        elif rule == "mse" and stack.out_times is not None:
             np.subtract(a[:, sl], Ys, out=out[:, sl])
             stack.out_times(out[:, sl], z[:, sl], a[:, sl], tmp[:, sl])
-        elif s.cost == "ce" and stack.out_times is not None:
+        elif rule == "ce" and stack.out_times is not None:
             ce_times_into(out[:, sl], a[:, sl], Ys, stack.out_times, z[:, sl], tmp[:, sl])
         else:
             act = get_activation(output)
-            out[:, sl] = act.backward(z[:, sl], a[:, sl], get_cost(s.cost).grad(a[:, sl], Ys))
+            out[:, sl] = act.backward(z[:, sl], a[:, sl], RULES[rule].grad(a[:, sl], Ys))
 
 
 def sgd_step(stack: Stack) -> None:
@@ -630,7 +635,7 @@ def plan(configs: Sequence[RunConfig], data: Dataset, max_bytes: int | None = No
     budget = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     out = []
     for key, members in groups.items():
-        members = sorted(members, key=lambda i: (configs[i].cost, configs[i].seed, i))
+        members = sorted(members, key=lambda i: (cost_rule(configs[i].cost, configs[i].ce_outside), configs[i].seed, i))
         momentum = any(configs[i].momentum for i in members)
         l2 = any(configs[i].l2 for i in members)
         limit = min(CACHE_MODELS, chunk_size(key.sizes, key.batch_size, key.dtype, momentum, l2,
@@ -746,7 +751,8 @@ def _worker_train(job) -> dict[int, tuple]:
 
 
 def _result(config: RunConfig, sizes, weights, biases, history) -> TrainResult:
-    net = Network(list(sizes), config.activation, config.output, config.cost, config.dtype)
+    net = Network(list(sizes), config.activation, config.output, config.cost, config.dtype,
+                  config.ce_outside)
     net.weights, net.biases = weights, biases
     return TrainResult(net, history, config)
 

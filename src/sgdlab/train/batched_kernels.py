@@ -86,9 +86,11 @@ def times_derivative(name: str):
 # -- costs ------------------------------------------------------------------------------------
 
 def ce_times_into(delta, a, Y, times, z, tmp):
-    """The cross-entropy's output delta under an output that is not sigmoid (the paper's tanh
-    or ReLU outputs), as the single engine's chain rule: ``c = clip(a, eps, 1 - eps)``,
-    ``delta = (c - y) / (c (1 - c)) * f'(z)``. ``Y`` broadcasts against ``a``."""
+    """The clipped cross-entropy's output delta under an output that is not sigmoid (the
+    paper's tanh or ReLU outputs), as :func:`sgdlab.nn.costs.ce_grad` and the chain rule:
+    ``c = clip(a, eps, 1 - eps)``, ``delta = (c - y) / (c (1 - c)) * f'(z)`` where ``a`` is
+    inside ``[eps, 1 - eps]``, 0 where it is clipped (the clipped value is flat there).
+    ``Y`` broadcasts against ``a``."""
     eps = np.finfo(a.dtype).eps
     np.minimum(a, 1 - eps, out=tmp)  # np.clip, without its Python-level overhead
     np.maximum(tmp, eps, out=tmp)
@@ -96,6 +98,10 @@ def ce_times_into(delta, a, Y, times, z, tmp):
     delta /= tmp
     np.subtract(1, tmp, out=tmp)
     delta /= tmp
+    np.greater_equal(a, eps, out=tmp)  # 1.0 inside, 0.0 where clipped
+    delta *= tmp
+    np.less_equal(a, 1 - eps, out=tmp)
+    delta *= tmp
     times(delta, z, a, tmp)
 
 
@@ -107,8 +113,8 @@ def ce_terms(Ymask, dtype) -> tuple[np.ndarray, np.ndarray]:
 def loss_sums(cost: str, a, Ymask, tmp, terms=None) -> np.ndarray:
     """Per-model sum over samples and units of the cost of outputs ``a`` ``(n, k, units)``
     against one-hot targets ``Ymask`` (bool, ``(n, 1, units)``): divide by ``n`` for the
-    mean cost of :mod:`sgdlab.nn.costs` (``mse``: ``1/2 ||a - y||^2``; ``ce``: ``-[y log c +
-    (1 - y) log(1 - c)]`` with ``c`` clipped to ``[eps, 1 - eps]``; ``cce``: ``-log
+    mean cost of :mod:`sgdlab.nn.costs` for the cost rule ``cost`` (``mse``: ``1/2 ||a - y||^2``; ``ce``: ``-[y log c +
+    (1 - y) log(1 - c)]`` with ``c`` clipped to ``[eps, 1 - eps]``, unclipped under ``ce:none``; ``cce``: ``-log
     max(a_label, eps)``). ``tmp``: scratch of ``a``'s shape; ``terms``: ``ce_terms(Ymask,
     a.dtype)``, if the caller keeps it. Returns shape ``(k,)``.
 
@@ -122,7 +128,13 @@ def loss_sums(cost: str, a, Ymask, tmp, terms=None) -> np.ndarray:
     if cost == "mse":
         np.subtract(a, Ymask, out=tmp)
         return 0.5 * np.einsum("rku,rku->k", tmp, tmp)  # einsum: a fast reduction over axes 0 and 2
-    if cost == "ce":
+    if cost == "ce:none":  # eq. 5 unclipped: NaN or inf outside (0, 1), one log per unit
+        sign, offset = ce_terms(Ymask, a.dtype) if terms is None else terms
+        np.multiply(a, sign, out=tmp)
+        np.add(tmp, offset, out=tmp)
+        np.log(tmp, out=tmp)
+        return -np.einsum("rku->k", tmp)
+    if cost in ("ce", "ce:nielsen"):
         sign, offset = ce_terms(Ymask, a.dtype) if terms is None else terms
         np.minimum(a, 1 - eps, out=tmp)
         np.maximum(tmp, eps, out=tmp)

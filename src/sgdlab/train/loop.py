@@ -66,7 +66,7 @@ class TrainResult:
 
 def build_network(config: RunConfig, n_features: int, n_classes: int, init_rng=None) -> Network:
     net = Network([n_features, *config.hidden, n_classes], config.activation, config.output,
-                  config.cost, config.dtype)
+                  config.cost, config.dtype, config.ce_outside)
     if init_rng is None:
         init_rng, _ = rng_streams(config.seed)
     return net.initialize(config.init, config.bias_init, init_rng)
@@ -111,7 +111,7 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     # The fast path: parameters packed in one flat array, gradients computed in place into
     # preallocated buffers (the same math as Network.gradients, see PackedNetwork).
     packed = PackedNetwork(net)
-    Xa, cost = parts[0][1], get_cost(net.cost)
+    Xa, cost = parts[0][1], get_cost(net.cost, net.ce_outside)
     theta, mask = packed.theta, packed.weight_mask
     gradient, step = packed.gradient, opt.step_flat
     rows = max(bs, len(data.y_train), len(data.y_val), len(data.y_test))
