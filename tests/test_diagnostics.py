@@ -221,13 +221,13 @@ def test_relu_mse_at_lr_1_is_at_chance_with_dead_units(digits):
         assert "smaller lr" in hist.diagnosis
 
 
-def test_chance_rule():
-    # digits' validation set: the majority class holds 37 of 360 rows
-    rate, n = 37 / 360, 360
-    margin = D.chance_margin(rate, n)
-    assert margin == pytest.approx(2 * math.sqrt(rate * (1 - rate) / n))
-    assert D.at_chance(rate + margin * 0.99, rate, n) and not D.at_chance(rate + margin * 1.01, rate, n)
-    assert D.chance_margin(0.5, 10 ** 6) == 0.02  # two points at least
+def test_chance_rule_is_the_one_the_report_uses():
+    from sgdlab.study import analysis
+
+    assert analysis.at_chance is D.at_chance and analysis.majority_rate is D.majority_rate
+    rate = 37 / 360
+    assert D.at_chance(rate + D.CHANCE_MARGIN, rate) and not D.at_chance(rate + D.CHANCE_MARGIN + 1e-9, rate)
+    assert D.at_chance(0.0, rate) and not D.at_chance(0.5, None)
     assert D.majority_rate([0, 1, 1, 2]) == 0.5
 
 

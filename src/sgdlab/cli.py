@@ -13,7 +13,7 @@ import sys
 
 from .errors import SgdlabError
 
-COMMANDS = ("train", "predict", "gradcheck", "study", "reproduce", "report", "bench", "compare")
+COMMANDS = ("train", "predict", "gradcheck", "study", "reproduce", "report", "bench", "compare", "lab")
 
 
 class Parser(argparse.ArgumentParser):
@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from . import __version__
+    from ._version import __version__
 
     parser = Parser(prog="sgdlab", description="A neural-network laboratory: minibatch SGD, costs, "
                     "activations and initialisation on numpy.")
@@ -32,13 +32,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as e:  # a command not built yet
-            if e.name != f"{__package__}.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser
 
 
@@ -53,6 +47,20 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("sgdlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `sgdlab predict ... | head`: the reader left early; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # a safety net: a full disk or read-only place met outside the checked paths
+        import errno
+
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        from .outdir import write_error
+
+        print(f"sgdlab: error: {write_error(e.filename or 'the output folder', e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -367,3 +367,12 @@ def mechanism_section(records: Sequence[RunRecord], directory: Path | None = Non
             if fig is not None:
                 figures.append(fig)
     return md, figures
+
+
+def section(ctx) -> list:
+    """The report section (see :mod:`sgdlab.report.sections`): a heading, the sentences and
+    the figures of :func:`mechanism_section`."""
+    from .document import Heading, RawMarkdown
+
+    md, figures = mechanism_section(ctx.records, ctx.fdir, ctx.selections, ctx.diverged)
+    return [Heading("Mechanism"), RawMarkdown(md), *figures]

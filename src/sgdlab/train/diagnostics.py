@@ -36,7 +36,7 @@ step), row ``i`` the state after epoch ``i``; NaN where a metric does not apply 
     entropy clips them (:func:`sgdlab.nn.costs.ce_inside`; under the default ``clip``
     convention they get no gradient). NaN otherwise.
 
-A run that finishes with its validation accuracy within :func:`chance_margin` of the
+A run that finishes with its validation accuracy no more than :data:`CHANCE_MARGIN` above the
 majority-class rate is at chance (:func:`at_chance`, status ``chance``); :func:`diagnose`
 writes a one-line explanation for runs at chance and for diverged runs.
 """
@@ -47,6 +47,8 @@ import math
 from typing import Sequence
 
 import numpy as np
+
+from ..errors import SgdlabError
 
 NAMES = ("grad_w_mean", "grad_w_last", "grad_b_mean", "grad_b_last", "weight_norm", "update_ratio",
          "saturated", "dead_units", "dead_rows", "clipped")
@@ -300,23 +302,29 @@ def append_row(diagnostics: dict, row: dict[str, list], j: int = 0) -> None:
 
 # -- at chance, and why ---------------------------------------------------------------------------
 
-def chance_margin(rate: float, n: int) -> float:
-    """How far above the majority-class rate an accuracy still counts as chance: two
-    percentage points or two binomial standard errors at that rate on ``n`` rows,
-    whichever is larger: ``max(0.02, 2 sqrt(rate (1 - rate) / n))``."""
-    return max(0.02, 2.0 * math.sqrt(rate * (1.0 - rate) / max(n, 1)))
+#: "at chance": accuracy at most this far above the majority-class rate (fraction)
+CHANCE_MARGIN = 0.05
 
 
-def at_chance(acc: float, rate: float, n: int) -> bool:
-    """Is accuracy ``acc`` on ``n`` rows no better than always answering the majority class
-    (rate ``rate``), within :func:`chance_margin`? (Below the rate is at chance too.)"""
-    return bool(acc <= rate + chance_margin(rate, n))
+def majority_rate(labels) -> float:
+    """The accuracy of always predicting the most frequent class of ``labels`` (fraction)."""
+    y = np.asarray(labels)
+    if y.size == 0:
+        raise SgdlabError("majority_rate: no labels")
+    return float(np.unique(y, return_counts=True)[1].max() / y.size)
 
 
-def majority_rate(y) -> float:
-    """The share of the most frequent label in ``y`` (NaN if empty)."""
-    y = np.asarray(y)
-    return float(np.bincount(y).max() / len(y)) if len(y) else float("nan")
+def at_chance(accuracy: float, chance: float | None, margin: float = CHANCE_MARGIN) -> bool:
+    """The one rule for "learns nothing": ``accuracy <= chance + margin``.
+
+    ``chance`` is the majority-class rate of the split the accuracy is measured on
+    (:func:`majority_rate`); below it counts too (a diverged run's 0). With ``chance`` None
+    (the data could not be loaded) nothing is called at chance. The engines apply it to a
+    finished run's final validation accuracy (status ``chance``), the report to a cell's mean.
+    """
+    if chance is None or accuracy is None or not math.isfinite(accuracy):
+        return False
+    return accuracy <= chance + margin + 1e-12
 
 
 def conclude(history, config, y_val) -> None:
@@ -324,7 +332,7 @@ def conclude(history, config, y_val) -> None:
     chance (:func:`at_chance` on ``y_val``), and its ``diagnosis`` when it is at chance or
     diverged (:func:`diagnose`)."""
     if history.status == "done" and history.val_acc and len(y_val):
-        if at_chance(history.val_acc[-1], majority_rate(y_val), len(y_val)):
+        if at_chance(history.val_acc[-1], majority_rate(y_val)):
             history.status = "chance"
     if history.status in ("chance", "diverged"):
         history.diagnosis = diagnose(history, config, y_val)
@@ -399,13 +407,13 @@ def diagnose(history, config, y_val=()) -> str | None:
     if history.status != "chance":
         return None
     accs = history.val_acc
-    rate = majority_rate(y_val) if len(y_val) else float("nan")
-    margin = chance_margin(rate, len(y_val)) if len(y_val) else 0.0
+    rate = majority_rate(y_val) if len(y_val) else None
     since = len(accs)
-    while since > 0 and accs[since - 1] <= rate + margin:
+    while since > 0 and at_chance(accs[since - 1], rate):
         since -= 1
-    head = (f"at chance since epoch {since + 1}" if since < len(accs) else "at chance") + \
-           f" (val acc {accs[-1]:.3f}, majority class {rate:.3f})"
+    head = f"at chance since epoch {since + 1}" if since < len(accs) else "at chance"
+    if rate is not None:
+        head += f" (val acc {accs[-1]:.3f}, majority class {rate:.3f})"
     if not d or not d.get("weight_norm"):
         return head + "; no diagnostics recorded"
     f = blockage(d)
