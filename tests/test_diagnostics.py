@@ -16,7 +16,8 @@ from sgdlab.config import RunConfig, rng_streams
 from sgdlab.data.datasets import Dataset
 from sgdlab.nn.activations import get_activation
 from sgdlab.nn.network import Network, one_hot
-from sgdlab.study import Store, run_study
+from sgdlab import run_study
+from sgdlab.study import Store
 from sgdlab.train import History, train
 from sgdlab.train import diagnostics as D
 from sgdlab.train.batched import train_many
