@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from .data.scale import check_scale
 from .errors import SgdlabError
 from .nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from .nn.costs import CE_OUTSIDE, COSTS, check_pairing
@@ -31,7 +32,7 @@ def _number(key, value, *, positive=False, nonneg=False, integer=False):
 
 
 #: settings that joined RunConfig after the first stores: omitted from the key at these values
-KEY_DEFAULTS = {"ce_outside": "clip"}
+KEY_DEFAULTS = {"ce_outside": "clip", "scale": "auto"}
 _MISSING = object()
 
 
@@ -44,7 +45,9 @@ class RunConfig:
     initial weights and the shuffling order through two independent streams (see
     :func:`rng_streams`); ``split_seed`` decides the data split and is shared by a study.
     ``ce_outside`` is how cross-entropy treats outputs outside (0, 1) (``clip``, ``nielsen``,
-    ``none``; see :mod:`sgdlab.nn.costs`): the paper does not say.
+    ``none``; see :mod:`sgdlab.nn.costs`): the paper does not say. ``scale`` is the feature
+    scaling fitted on the training part (:mod:`sgdlab.data.scale`; ``auto``: the dataset's
+    default, e.g. digits divided by 16, iris standardised).
     """
 
     hidden: tuple[int, ...] = (32, 16)
@@ -67,6 +70,7 @@ class RunConfig:
     label: str | None = None
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
+    scale: str = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -101,6 +105,7 @@ class RunConfig:
                 or self.split[0] <= 0 or abs(sum(self.split) - 1) > 1e-9:
             raise SgdlabError(f"split: three fractions train,validation,test summing to 1, got {self.split!r}")
         _number("split_seed", self.split_seed, nonneg=True, integer=True)
+        check_scale(self.scale)
 
     @property
     def output_activation(self) -> str:

@@ -32,6 +32,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import RunConfig
+from .data.scale import check_scale
+from .data.scale import fit as fit_scaler
 from .errors import SgdlabError
 from .nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from .nn.costs import CE_OUTSIDE, COSTS
@@ -114,6 +116,10 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         How ``cost="ce"`` treats outputs outside (0, 1) (a tanh or relu output layer), which
         the paper leaves undefined; see :mod:`sgdlab.nn.costs`. Only ``clip`` is valid with
         another cost.
+    scale : {"none", "standard", "minmax", "divide:K"}, default="none"
+        Feature scaling fitted on the rows given to ``fit`` and applied by ``predict``
+        (:mod:`sgdlab.data.scale`); kept in ``scaler_`` and written by :meth:`save`, so a
+        saved model predicts from raw features. ``"none"`` leaves scaling to a ``Pipeline``.
 
     Attributes
     ----------
@@ -137,6 +143,8 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         Per-epoch train (and validation) loss and accuracy, status ``done`` or ``diverged``.
     network_ : sgdlab.Network
         The trained network (save it with :func:`sgdlab.save`).
+    scaler_ : sgdlab.data.scale.Scaler
+        The fitted feature scaling (identity for ``scale="none"``).
     seed_ : int
         The seed that decided initial weights and shuffling.
     """
@@ -144,7 +152,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, hidden_layer_sizes=(32, 16), activation="sigmoid", output="softmax", cost="auto",
                  init="xavier", bias_init="normal", learning_rate=0.1, batch_size=10, epochs=30,
                  momentum=0.0, nesterov=False, l2=0.0, early_stopping=False, validation_fraction=0.1,
-                 patience=5, random_state=None, dtype="float64", ce_outside="clip"):
+                 patience=5, random_state=None, dtype="float64", ce_outside="clip", scale="none"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output = output
@@ -163,6 +171,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.dtype = dtype
         self.ce_outside = ce_outside
+        self.scale = scale
 
     # -- parameters -------------------------------------------------------------------
     @property
@@ -187,6 +196,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         _one_of("bias_init", self.bias_init, tuple(BIAS_INITS))
         _one_of("dtype", self.dtype, ("float64", "float32"))
         _one_of("ce_outside", self.ce_outside, CE_OUTSIDE)
+        check_scale(self.scale)
         out = self._output_activation
         cost = _auto_cost(out) if self.cost == "auto" else self.cost
         if cost == "cce" and out != "softmax":
@@ -296,6 +306,8 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         """
         config = self._check_params()
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C")
+        self.scaler_ = fit_scaler(self.scale, X)
+        X = self._scaled(X)
         self._check_y(y)
         classes = np.unique(y)
         seed = self._draw_seed()
@@ -359,7 +371,13 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             config = self._check_params()
             if classes is None:
                 raise SgdlabError("classes: must be passed on the first call to partial_fit")
+        if first and check_scale(self.scale) not in ("none", "auto") and not self.scale.startswith("divide:"):
+            raise SgdlabError(f"scale: {self.scale!r} is fitted on the data and needs fit(); partial_fit "
+                              "takes scale='none' or 'divide:K'")
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C", reset=first)
+        if first:
+            self.scaler_ = fit_scaler(self.scale, X)
+        X = self._scaled(X)
         self._check_y(y)
         if first:
             self._start(config, self._draw_seed(), np.unique(classes))
@@ -397,9 +415,28 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             self.coefs_, self.intercepts_ = self.network_.weights, self.network_.biases
 
     # -- prediction -------------------------------------------------------------------
+    def _scaled(self, X) -> np.ndarray:
+        """``X`` through ``scaler_`` (an estimator pickled before ``scale`` existed has none)."""
+        scaler = getattr(self, "scaler_", None)
+        if scaler is None or scaler.kind == "none":
+            return X
+        return np.ascontiguousarray(scaler.transform(X), dtype=X.dtype)
+
+    def save(self, path):
+        """Write the fitted network with its scaling and classes (:func:`sgdlab.save`); returns the path.
+
+        ``sgdlab predict FILE --input RAW.csv`` then predicts from raw features, as
+        :meth:`predict` does."""
+        from .io import save
+
+        check_is_fitted(self, "network_")
+        scaler = getattr(self, "scaler_", None)
+        return save(self.network_, path, classes=self.classes_, scaler=scaler,
+                    extra={"estimator": "SGDNetClassifier", "seed": int(self.seed_)})
+
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
-        X = validate_data(self, X, dtype=self.network_.dtype, order="C", reset=False)
+        X = self._scaled(validate_data(self, X, dtype=self.network_.dtype, order="C", reset=False))
         with np.errstate(all="ignore"):
             return self.network_.predict_proba(X)
 

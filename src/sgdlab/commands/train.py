@@ -24,7 +24,7 @@ def run(args) -> int:
     from ..train import train
 
     config = config_from_args(args)
-    data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+    data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
     if args.save:  # fail on an unwritable path before training, not after
         from pathlib import Path
 
@@ -55,7 +55,8 @@ def run(args) -> int:
         result = train(config, data)
     saved = None
     if args.save:
-        saved = save(result.network, args.save, classes=data.classes, extra={"config": config.to_dict()})
+        saved = save(result.network, args.save, classes=data.classes, extra={"config": config.to_dict()},
+                     scaler=data.scaler)
     hist = result.history
     if args.json:
         print_json({"config": config.to_dict(), "final": hist.final(), "history": hist.to_dict(),

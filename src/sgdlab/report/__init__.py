@@ -46,7 +46,8 @@ def _load_data(spec: dict):
     from ..data import load_dataset
 
     split = tuple(spec.get("split") or (0.6, 0.2, 0.2))
-    return load_dataset(spec.get("dataset", "digits"), split, spec.get("split_seed", 0), spec.get("label"))
+    return load_dataset(spec.get("dataset", "digits"), split, spec.get("split_seed", 0), spec.get("label"),
+                        spec.get("scale", "auto"))
 
 
 def _clean(directory: Path, suffixes: tuple[str, ...]) -> None:

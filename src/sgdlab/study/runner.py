@@ -50,9 +50,10 @@ _DATA: dict[tuple, object] = {}  # per-process cache: every task of a study shar
 def _dataset_for(config):
     from ..data import load_dataset
 
-    k = (config.dataset, tuple(config.split), config.split_seed, config.label, config.dtype)
+    k = (config.dataset, tuple(config.split), config.split_seed, config.label, config.scale, config.dtype)
     if k not in _DATA:
-        _DATA[k] = load_dataset(config.dataset, config.split, config.split_seed, config.label).astype(config.dtype)
+        _DATA[k] = load_dataset(config.dataset, config.split, config.split_seed, config.label,
+                                config.scale).astype(config.dtype)
     return _DATA[k]
 
 
@@ -331,7 +332,7 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     # made (or, with force, deleted).
     from ..data import load_dataset
 
-    load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label)
+    load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label, spec.scale)
     resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same)
 
     store = Store(out / STORE_NAME, writable=True) if resuming else Store.create(out / STORE_NAME, spec)

@@ -11,6 +11,7 @@ each a named *mode* with axes whose Cartesian product, times the seeds, gives th
     epochs = 30
     batch_size = 10
     seeds = 5                      # a count (0..4) or a list of seeds
+    scale = "auto"                 # feature scaling: auto, none, standard, minmax, divide:K
     lr = [1, 0.1, 0.01]            # an axis at top level is every block's default
 
     [[grid]]
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from ..data import BUNDLED
 from ..data.datasets import is_idx_path
+from ..data.scale import check_scale
 from ..errors import SgdlabError
 from ..nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from ..nn.costs import CE_OUTSIDE, COSTS
@@ -56,6 +58,7 @@ SETTINGS = {
     "dtype": "float64",
     "seeds": 1,
     "patience": None,
+    "scale": "auto",  # feature scaling (sgdlab.data.scale), fitted on the training part
 }
 
 #: grid axes in expansion order; ``None``: required (in the block or at top level)
@@ -123,6 +126,7 @@ class StudySpec:
     source: str = field(default="spec", compare=False)
     text: str = field(default="", compare=False)
     overrides: dict = field(default_factory=dict, compare=False)  # top-level keys replaced after reading
+    scale: str = "auto"
 
     @property
     def modes(self) -> list[str]:
@@ -137,6 +141,8 @@ class StudySpec:
             "hidden": list(self.hidden), "epochs": self.epochs, "batch_size": self.batch_size,
             "dtype": self.dtype, "seeds": list(self.seeds), "patience": self.patience,
             "modes": self.modes, "grid": [b.to_dict() for b in self.grid],
+            # scale at its default is left out, so specs written before it keep their digest
+            **({} if self.scale == "auto" else {"scale": self.scale}),
         }
 
     def digest(self) -> str:
@@ -150,7 +156,7 @@ class StudySpec:
         grid = tuple(GridBlock(b["mode"], *(tuple(b.get(a, AXES[a])) for a in AXES)) for b in d["grid"])
         return cls(d["name"], d["dataset"], d["label"], tuple(d["split"]), d["split_seed"],
                    tuple(d["hidden"]), d["epochs"], d["batch_size"], d["dtype"], tuple(d["seeds"]),
-                   d["patience"], grid, d.get("description", ""), source, text)
+                   d["patience"], grid, d.get("description", ""), source, text, scale=d.get("scale", "auto"))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -304,6 +310,10 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
     if dtype not in ("float64", "float32"):
         raise _err(source, "dtype", f"unknown value {dtype!r}; valid: float64, float32")
     patience = None if s["patience"] is None else _int(source, "patience", s["patience"], minimum=1)
+    try:
+        scale = check_scale(s["scale"])
+    except SgdlabError as e:
+        raise _err(source, "scale", str(e).removeprefix("scale: ")) from None
 
     seeds = s["seeds"]
     if isinstance(seeds, list):
@@ -364,7 +374,7 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
         grid.append(GridBlock(mode, *(axes[a] for a in AXES)))
 
     spec = StudySpec(name, dataset, label, split, split_seed, tuple(hidden), epochs, batch_size, dtype,
-                     seeds, patience, tuple(grid), description, source, text)
+                     seeds, patience, tuple(grid), description, source, text, scale=scale)
     from .expand import expand  # duplicates across blocks are a spec error too
 
     expand(spec)
