@@ -79,13 +79,14 @@ def _record(run: PlannedRun, result, data, engine: str) -> RunRecord:
                      engine=engine)
 
 
-def _train_single(run: PlannedRun, data) -> RunRecord:
+def _train_single(run: PlannedRun, data) -> tuple[RunRecord, object]:
     from ..train import train
 
     try:
-        return _record(run, train(run.config, data), data, "single")
+        result = train(run.config, data)
+        return _record(run, result, data, "single"), result.network
     except Exception as e:  # a run that raises is recorded, not fatal
-        return _failed(run, _error_text(e), "single")
+        return _failed(run, _error_text(e), "single"), None
 
 
 def run_group(task: Task) -> list[RunRecord]:
@@ -95,6 +96,12 @@ def run_group(task: Task) -> list[RunRecord]:
     :func:`sgdlab.train.batched.train_many`; if that raises, each run is retried alone on the
     single engine so that one bad run cannot sink its group.
     """
+    return [rec for rec, _ in train_group(task)]
+
+
+def train_group(task: Task) -> list[tuple[RunRecord, object]]:
+    """:func:`run_group` with each run's trained network (None for a failed run) beside its
+    record: what ``sgdlab rerun`` uses to retrain a stored run exactly as the study did."""
     data = _dataset_for(task.runs[0].config)
     # Runs that differ only in how the output activation is written (paper mode's "same" on
     # a sigmoid network, corrected mode's "sigmoid") are one computation: train it once.
@@ -110,7 +117,8 @@ def run_group(task: Task) -> list[RunRecord]:
             results = train_many([r.config for r in todo], data)
             if len(results) != len(todo):
                 raise RuntimeError(f"train_many returned {len(results)} results for {len(todo)} configs")
-            done = {_computation(r.config): _record(r, res, data, "batched") for r, res in zip(todo, results)}
+            done = {_computation(r.config): (_record(r, res, data, "batched"), res.network)
+                    for r, res in zip(todo, results)}
         except Exception as e:
             print(f"sgdlab: warning: batched engine failed on a group of {len(todo)} runs "
                   f"({_error_text(e)}); training them one by one", file=sys.stderr)
@@ -119,10 +127,10 @@ def run_group(task: Task) -> list[RunRecord]:
         done = {_computation(r.config): _train_single(r, data) for r in todo}
     out = []
     for r in task.runs:
-        rec = done[_computation(r.config)]
+        rec, net = done[_computation(r.config)]
         if rec.key != r.key:
             rec = dataclasses.replace(rec, key=r.key, mode=r.mode, config=r.config)
-        out.append(rec)
+        out.append((rec, net))
     return out
 
 
@@ -306,8 +314,12 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
 def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: bool = False,
             engine: str = "batched", backend: str = "local", scheduler: str | None = None,
             progress: bool = True, resume_same: bool = False,
-            log: Callable[[str], None] | None = None) -> StudyRun:
+            log: Callable[[str], None] | None = None, sensitivity: bool = True) -> StudyRun:
     """Run ``spec`` (a :class:`StudySpec`) into ``out/results.sqlite``.
+
+    After the grid, ``sensitivity`` retrains one run per selected cell with its inputs moved
+    by one rounding step (:mod:`.sensitivity`; local processes, cells measured before are
+    skipped) so that the report can mark the rounding-sensitive cells.
 
     Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished groups kept).
     """
@@ -381,6 +393,15 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
             raise
         finally:
             bar.close()
+        if sensitivity:
+            from .sensitivity import measure_missing
+
+            try:
+                measure_missing(store, jobs, log if progress else None)
+            except KeyboardInterrupt:
+                summary.seconds = time.perf_counter() - t0
+                summary.counts = _counts(store)
+                raise StudyInterrupted(summary) from None
         summary.seconds = time.perf_counter() - t0
         summary.counts = _counts(store)
     finally:

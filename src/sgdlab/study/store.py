@@ -17,6 +17,10 @@ Tables
     ``history`` (:meth:`History.to_dict`), ``test_predictions`` (class index per test row);
     ``engine`` and ``finished`` (UTC time).
 
+``sensitivity`` (optional: stores written before it lack it, and read as "not measured")
+    One row per retrained run (:mod:`.sensitivity`): ``key`` (the stored run retrained with
+    its training inputs moved by one rounding step), ``result`` (JSON), ``measured``.
+
 The runner writes each group of runs in one transaction, so a killed study leaves only
 whole groups behind and the file stays valid. Floats are stored as JSON with Python's
 ``repr`` and read back bit for bit (NaN included).
@@ -185,7 +189,34 @@ class Store:
                                  engine=engine))
         return out
 
+    def task_keys(self, key: str) -> list[str]:
+        """Keys of the runs written in the same transaction as ``key`` (the task of its group
+        that trained it), in expansion order."""
+        row = self._con.execute("SELECT group_id, finished FROM runs WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return []
+        return [k for (k,) in self._con.execute(
+            "SELECT key FROM runs WHERE group_id = ? AND finished = ? ORDER BY idx", row)]
+
+    def sensitivity(self) -> dict[str, dict]:
+        """``{run key: result}`` of the rounding-sensitivity table; empty in a store without it."""
+        names = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "sensitivity" not in names:
+            return {}
+        return {k: json.loads(v) for k, v in self._con.execute("SELECT key, result FROM sensitivity")}
+
     # ------------------------------------------------------------------ writing
+
+    def write_sensitivity(self, rows: dict[str, dict]) -> None:
+        """Insert (or replace) rounding-sensitivity results ``{run key: result}``."""
+        if not self.writable:
+            raise SgdlabError(f"{self.path}: opened read-only")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._con:
+            self._con.execute("CREATE TABLE IF NOT EXISTS sensitivity "
+                              "(key TEXT PRIMARY KEY, result TEXT NOT NULL, measured TEXT NOT NULL)")
+            self._con.executemany("INSERT OR REPLACE INTO sensitivity (key, result, measured) VALUES (?, ?, ?)",
+                                  [(k, json.dumps(v), now) for k, v in rows.items()])
 
     def write_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
                     engine: str | None = None) -> None:
