@@ -39,7 +39,8 @@ def render(out_dir: Path, diverged: str = "zero") -> Path:
     with Store(db) as s:
         spec = s.spec()
         records = s.records()
-    return render_records(out_dir, records, spec, diverged=diverged)
+        sensitivity = s.sensitivity()
+    return render_records(out_dir, records, spec, diverged=diverged, sensitivity=sensitivity)
 
 
 def _load_data(spec: dict):
@@ -78,7 +79,7 @@ def _spec_rows(spec: dict, records: Sequence[RunRecord], data) -> list[list[str]
 
 
 def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | None, data=None,
-                   diverged: str = "zero") -> Path:
+                   diverged: str = "zero", sensitivity: dict | None = None) -> Path:
     """Write tables/, figures/, report.md and report.html under ``out_dir`` from ``records``.
 
     ``data`` is the study's split dataset (loaded from ``spec`` when None; the data figures
@@ -104,7 +105,8 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
             data_note = f"The dataset could not be loaded ({e}); Table 1, the data figures and the confusion " \
                         "matrices are left out."
     summaries = summarize_cells(records, diverged)
-    selections = select(summaries)
+    every = select(summaries)  # with the cells of other ce conventions (grid, diverged, their own section)
+    selections = [s for s in every if s.cell.ce_outside == "clip"]
     settings = output_settings(records)
     paper = ref.is_paper_setting(spec)
     comps = T.comparisons(selections) if paper else []
@@ -124,7 +126,7 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
                       + " Failed runs (an error) are left out of the statistics and counted apart."))
 
     # ---- findings
-    findings = [N.overview(records, summaries, selections), *N.best_per_mode(selections)]
+    findings = [N.overview(records, summaries, every), *N.best_per_mode(selections)]
     findings += N.paper_numbers(comps)
     findings += N.output_layer(comps, selections)
     findings += N.softmax_vs_sigmoid(selections)
@@ -150,6 +152,17 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
                 Paragraph("The paper also reports, for sigmoid + cross-entropy, " + F.framework_note()
                           + " (see the Frameworks section for sgdlab's own comparison, when it was run)."))
 
+    # ---- the ce convention and rounding sensitivity (issue 10; sections of their own)
+    from .conventions import TITLE as CONV_TITLE, conventions_section
+    from .sensitivity import TITLE as SENS_TITLE, sensitivity_section
+    from ..study.sensitivity import sensitive_cells
+
+    for title, text in ((CONV_TITLE, conventions_section(records, paper, sensitive_cells(records, sensitivity or {}),
+                                                         every)),
+                        (SENS_TITLE, sensitivity_section(records, sensitivity, every))):
+        if text:
+            doc.add(Heading(title), RawMarkdown(text))
+
     # ---- selected results, paper layout
     sel_files = T.selected_tables(selections, settings, diverged)
     tfiles += sel_files
@@ -160,7 +173,7 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
         doc.add(Paragraph(sel_files[0].md.note))  # the same note for every one of these tables
 
     # ---- diverged
-    div_file = T.diverged_table(selections, diverged)
+    div_file = T.diverged_table(every, diverged)
     tfiles.append(div_file)
     doc.add(Heading("Diverged runs per cell"), div_file.md)
 
@@ -217,7 +230,7 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
             doc.add(Figure(p, f"{p.stem.replace('_', ' ')} (from {p.relative_to(out_dir).as_posix()})"))
 
     # ---- full grid
-    grid_file = T.grid_table(summaries, selections, diverged)
+    grid_file = T.grid_table(summaries, every, diverged)
     tfiles.append(grid_file)
     doc.add(Heading("Full grid"), Paragraph("Every cell at every learning rate (also in tables/grid.csv, with "
                                             "accuracies as fractions)."), grid_file.md)
