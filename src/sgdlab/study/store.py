@@ -6,7 +6,8 @@ Tables
     ``schema`` (version), ``spec_toml`` (the spec's text as read), ``spec_source`` (its file
     name), ``spec_overrides`` (JSON: top-level keys replaced on the command line, e.g. by
     ``sgdlab reproduce --seeds``), ``spec_json`` (the
-    validated spec, :meth:`StudySpec.to_dict`), ``spec_digest``, ``sgdlab_version``, ``created``.
+    validated spec, :meth:`StudySpec.to_dict`), ``spec_digest``, ``sgdlab_version``, ``created``, ``machine`` (JSON, :func:`sgdlab.provenance.machine`;
+    absent in older stores).
 ``runs``
     One row per finished run, keyed by ``key`` (:func:`run_key`: mode and config hash):
     ``idx`` (position in the spec's expansion order), ``mode``, ``config_hash``, ``group_id``,
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import SgdlabError
+from ..provenance import machine
 from ..train.loop import History
 from .records import RunRecord
 
@@ -138,7 +140,9 @@ class Store:
                         "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
                         "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest(),
                         "sgdlab_version": __version__,
-                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        # where it is trained (CPU flags, numpy, BLAS): chaotic runs differ across machines
+                        "machine": json.dumps(machine(), sort_keys=True)}
                 con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
         finally:
             con.close()
