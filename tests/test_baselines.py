@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sgdlab.baselines import common, run_compare, write_compare
-from sgdlab.baselines.compare import aggregate, render, runner
+from sgdlab.baselines.compare import aggregate, runner, write_tables_and_figures
 from sgdlab.cli import main
 from sgdlab.config import RunConfig
 from sgdlab.data import Dataset
@@ -150,7 +150,7 @@ def test_cli_compare_with_a_hidden_framework(monkeypatch, tmp_path, capsys):
     # Rendering reads runs.json and never trains: the same tables come back.
     before = (folder / "corrected.md").read_text()
     (folder / "corrected.md").unlink()
-    render(folder)
+    write_tables_and_figures(folder)
     assert (folder / "corrected.md").read_text() == before
 
 

@@ -314,7 +314,7 @@ output = "sigmoid"
 
 
 def test_study_engines_give_the_same_tables(tmp_path):
-    study = pytest.importorskip("sgdlab.study")
+    from sgdlab import run_study, study
     from sgdlab.cli import main
     from sgdlab.study.analysis import grid_rows, summarize_cells
 
@@ -323,7 +323,7 @@ def test_study_engines_give_the_same_tables(tmp_path):
     assert main(["study", str(spec), "--out", str(tmp_path / "b"), "--jobs", "1", "--quiet"]) == 0
     batched = study.open_study(tmp_path / "b")
     assert {r.engine for r in batched.records} == {"batched"}  # the default engine
-    single = study.run_study(STUDY, tmp_path / "s", jobs=1, engine="single", progress=False)
+    single = run_study(STUDY, tmp_path / "s", jobs=1, engine="single", progress=False)
     assert {r.engine for r in single.records} == {"single"}
 
     def table(res):
@@ -347,7 +347,7 @@ def test_study_engines_give_the_same_tables(tmp_path):
 
 def test_bench_command_prints_every_figure(capsys):
     from sgdlab.cli import main
-    from sgdlab.commands.bench import flops_per_epoch
+    from sgdlab.benchlib import flops_per_epoch
 
     assert main(["bench", "--epochs", "1", "--seeds", "1", "--runs-sample", "2", "--matmul-size", "200"]) == 0
     out = capsys.readouterr().out
@@ -360,7 +360,7 @@ def test_bench_command_prints_every_figure(capsys):
 
 
 def test_kernel_floor_counts_one_exp_per_transcendental_unit(digits):
-    from sgdlab.commands.bench import kernel_floor
+    from sgdlab.benchlib import kernel_floor
 
     configs = [RunConfig(hidden=(32, 16), activation=a, output=o, epochs=2, seed=0)
                for a, o in (("sigmoid", "same"), ("relu", "same"), ("relu", "softmax"), ("tanh", "sigmoid"))]

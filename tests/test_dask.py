@@ -230,7 +230,7 @@ def test_study_survives_a_worker_killed_mid_study(cluster, client, local_store, 
 
     (tmp_path / "spec.toml").write_text(SPEC)
     pid_of = client.run(os.getpid)  # worker address -> pid
-    write_group, kills = Store.write_group, []
+    write_group, kills = Store.write_schedule_group, []
 
     def write_and_kill(self, *args, **kwargs):
         write_group(self, *args, **kwargs)
@@ -240,7 +240,7 @@ def test_study_survives_a_worker_killed_mid_study(cluster, client, local_store, 
             os.kill(pid, signal.SIGKILL)
             kills.append(pid)
 
-    monkeypatch.setattr(Store, "write_group", write_and_kill)
+    monkeypatch.setattr(Store, "write_schedule_group", write_and_kill)
     rc = _study([str(tmp_path / "spec.toml"), "--out", str(tmp_path / "out"), "--backend", "dask",
                  "--scheduler", cluster.scheduler_address, "--engine", "single"])
     assert rc == 0 and kills

@@ -9,20 +9,16 @@ output (cce).
 
 from __future__ import annotations
 
-import importlib.util
 from collections import defaultdict
 from statistics import mean
 
 import pytest
 
-from sgdlab.commands.reproduce import paper_spec_path
-from sgdlab.study import run_study
+from sgdlab.study.spec import paper_spec_path
+from sgdlab import run_study
 from sgdlab.study.spec import load_spec
 
-HAVE_BATCHED = importlib.util.find_spec("sgdlab.train.batched") is not None
-
-# 150 runs: a few minutes on one network at a time, well under one with the batched engine
-pytestmark = [] if HAVE_BATCHED else [pytest.mark.slow]
+# 150 runs: well under a minute with the batched engine
 
 
 def corrected_xavier_spec() -> str:

@@ -3,7 +3,6 @@ failed runs, the store API and the Python API."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sqlite3
@@ -12,7 +11,8 @@ import pytest
 
 from sgdlab.cli import main
 from sgdlab.errors import SgdlabError
-from sgdlab.study import Store, open_study, run_study
+from sgdlab import run_study
+from sgdlab.study import Store, open_study
 from sgdlab.study.spec import parse_spec
 from _helpers import comparable
 
@@ -30,8 +30,6 @@ mode = "corrected"
 activation = ["sigmoid", "tanh"]
 output = "sigmoid"
 """
-
-HAVE_REPORT = importlib.util.find_spec("sgdlab.report") is not None
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +88,6 @@ def test_store_is_plain_sqlite_with_queryable_columns(small_study):
     assert not (out / "results.sqlite-wal").exists()  # a closed store is one self-contained file
 
 
-@pytest.mark.skipif(not HAVE_REPORT, reason="sgdlab.report is not in this checkout yet")
 def test_report_hook_renders_tables_figures_and_html(small_study):
     _, out, _ = small_study
     html = out / "report.html"
@@ -99,6 +96,29 @@ def test_report_hook_renders_tables_figures_and_html(small_study):
     figures = list((out / "figures").iterdir())
     assert tables and figures
     assert all(p.stat().st_size > 0 for p in tables + figures)
+
+
+def test_api_runs_then_renders_through_the_workflow(small_study, tmp_path, monkeypatch):
+    import shutil
+
+    import sgdlab.report
+    from sgdlab import workflow
+
+    _, out, _ = small_study
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(out / "results.sqlite", copy / "results.sqlite")
+    res = run_study(SMALL, copy, resume=True, jobs=1, progress=False, report=True)  # nothing to train
+    assert len(res) == 8 and (copy / "report.html").is_file()
+
+    def broken(*a, **k):
+        raise RuntimeError("a figure failed")
+
+    monkeypatch.setattr(sgdlab.report, "build", broken)
+    with pytest.raises(RuntimeError) as info:
+        workflow.run_and_render(parse_spec(SMALL), copy, resume=True, jobs=1, progress=False)
+    assert any("results are stored; retry with: sgdlab report" in n for n in info.value.__notes__)
+    assert open_study(copy).records and len(open_study(copy)) == 8
 
 
 def test_jobs_1_and_2_give_identical_stores(small_study, tmp_path):
@@ -121,8 +141,8 @@ def test_out_holding_this_or_another_study_is_refused(small_study, tmp_path, cap
     other.write_text(SMALL.replace("epochs = 3", "epochs = 2"))
     assert main(["study", str(other), "--out", str(out), "--quiet", "--no-report"]) == 2
     err = capsys.readouterr().err
-    assert "holds a different study ('small'" in err and "--force" in err
-    assert "differs from this spec in: epochs" in err
+    assert "epochs = 3, this spec 2; changing epochs changes what every stored run means" in err
+    assert "--force" in err and "\n" not in err.strip()
     with Store(out) as st:
         assert st.count() == 8  # untouched
 
@@ -221,14 +241,14 @@ def test_store_open_errors(tmp_path):
     junk.write_text("not a database")
     with pytest.raises(SgdlabError, match="not a readable sgdlab study store|not an sgdlab study store"):
         Store(junk)
-    with pytest.raises(SgdlabError, match="different study|another --out|--force"):
+    with pytest.raises(SgdlabError, match="another --out|--force"):
         run_study(SMALL, junk.parent, jobs=1, progress=False)
 
 
 def test_read_only_store_refuses_writes(small_study):
     with Store(small_study[1]) as st:
         with pytest.raises(SgdlabError, match="read-only"):
-            st.write_group([], "g", {})
+            st.write_schedule_group([], "g", {})
 
 
 def test_bad_api_arguments(tmp_path):
@@ -245,10 +265,10 @@ def test_spec_from_dict_and_text_in_the_api():
     import tomllib
 
     s1 = parse_spec(SMALL)
-    from sgdlab.study.api import _as_spec
+    from sgdlab.study.api import as_spec
 
-    assert _as_spec(tomllib.loads(SMALL)).digest() == s1.digest()
-    assert _as_spec(SMALL).digest() == s1.digest()
+    assert as_spec(tomllib.loads(SMALL)).digest() == s1.digest()
+    assert as_spec(SMALL).digest() == s1.digest()
 
 
 def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
@@ -275,11 +295,64 @@ def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
     assert by[("paper", "tanh")].history.val_acc != by[("corrected", "tanh")].history.val_acc
 
 
-def test_report_hook_is_skipped_with_a_line_when_the_report_package_is_missing(small_study, monkeypatch, capsys):
-    import sys
+# --------------------------------------------------------------------------- studies that grow
 
-    from sgdlab.commands.study import render_report
 
-    monkeypatch.setitem(sys.modules, "sgdlab.report", None)  # as if sgdlab.report did not exist
-    assert render_report(small_study[1]) == 0
-    assert capsys.readouterr().out.startswith("report skipped: sgdlab.report is not available")
+def _keys_and_finished(out):
+    with sqlite3.connect(out / "results.sqlite") as con:
+        return dict(con.execute("SELECT key, finished || '|' || history FROM runs"))
+
+
+def test_growing_by_a_seed_and_an_lr_trains_only_the_new_runs(small_study, tmp_path, capsys):
+    """One more seed and one more lr on --resume: exactly the new runs are trained, the
+    stored ones keep their keys and rows, the store describes the grown spec, the report
+    covers it; without --resume it is refused with a hint."""
+    import shutil
+
+    spec, out0, _ = small_study
+    out = tmp_path / "grow"
+    shutil.copytree(out0, out)
+    before = _keys_and_finished(out)
+    grown = tmp_path / "grown.toml"
+    grown.write_text(SMALL.replace("seeds = 2", "seeds = 3"))
+    capsys.readouterr()
+    assert main(["study", str(grown), "--out", str(out), "--quiet", "--no-report"]) == 2
+    assert "add --resume to grow it" in capsys.readouterr().err
+    assert main(["study", str(grown), "--out", str(out), "--jobs", "1", "--resume", "--quiet", "--no-report"]) == 0
+    assert "12/12 runs" in capsys.readouterr().out
+    after = _keys_and_finished(out)
+    assert len(after) == 12 and all(after[k] == v for k, v in before.items())  # old rows untouched
+    with Store(out) as st:
+        new = [r for r in st.records() if r.key not in before]
+        assert {r.config.seed for r in new} == {2} and len(new) == 4
+        assert st.spec()["seeds"] == [0, 1, 2]
+    grown.write_text(SMALL.replace("seeds = 2", "seeds = 3").replace("lr = [0.1, 1.0]", "lr = [0.1, 1.0, 0.01]"))
+    assert main(["study", str(grown), "--out", str(out), "--jobs", "1", "--resume", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 trained now" in printed and "12 were already stored" in printed and "Answers:" in printed
+    rows = list(csv_rows(out / "tables" / "grid.csv"))
+    assert len(rows) == 6 and {float(r["lr"]) for r in rows} == {0.1, 1.0, 0.01}
+
+
+def test_growing_cannot_change_meaning_or_shrink(small_study, tmp_path, capsys):
+    spec, out, _ = small_study
+    for text, key in (("batch_size = 32\n" + SMALL, "batch_size"), ('dataset = "iris"\n' + SMALL, "dataset")):
+        other = tmp_path / "other.toml"
+        other.write_text(text)
+        capsys.readouterr()
+        assert main(["study", str(other), "--out", str(out), "--resume", "--quiet", "--no-report"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"changing {key} changes what every stored run means" in err and "\n" not in err
+    smaller = tmp_path / "smaller.toml"
+    smaller.write_text(SMALL.replace("seeds = 2", "seeds = [0]"))
+    assert main(["study", str(smaller), "--out", str(out), "--resume", "--quiet", "--no-report"]) == 2
+    assert "drops 4 stored runs" in capsys.readouterr().err
+    with Store(out) as st:
+        assert st.count() == 8
+
+
+def csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

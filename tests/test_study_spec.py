@@ -11,7 +11,7 @@ import pytest
 
 from sgdlab.cli import main
 from sgdlab.errors import SgdlabError
-from sgdlab.study.expand import expand, group_of, groups
+from sgdlab.study.expand import expand, schedule_groups, schedule_id
 from sgdlab.study.spec import load_spec, parse_spec
 
 GOOD = """\
@@ -33,7 +33,7 @@ BAD = [
     ("colour = 'red'\n" + GOOD, "bad.toml: colour:", "unknown key"),
     (GOOD + "colour = 'red'\n", "bad.toml: grid[1].colour:", "unknown key"),
     (GOOD.replace("epochs = 2", 'epochs = "2"'), "bad.toml: epochs:", "expected an integer"),
-    (GOOD.replace("epochs = 2", "epochs = 0"), "bad.toml: epochs:", "must be >= 1"),
+    (GOOD.replace("epochs = 2", "epochs = 0"), "bad.toml: epochs:", "must be > 0"),
     (GOOD.replace("epochs = 2", "epochs = 2.5"), "bad.toml: epochs:", "expected an integer"),
     (GOOD.replace('activation = ["sigmoid", "tanh"]', "activation = []"), "bad.toml: grid[1].activation:",
      "empty axis"),
@@ -60,7 +60,7 @@ BAD = [
     ('dataset = "mnist"\n' + GOOD, "bad.toml: dataset:", "unknown dataset"),
     ('momentum = 1.0\n' + GOOD, "bad.toml: momentum:", "must be in [0, 1)"),
     ('l2 = -0.1\n' + GOOD, "bad.toml: l2:", "must be >= 0"),
-    ('patience = 0\n' + GOOD, "bad.toml: patience:", "must be >= 1"),
+    ('patience = 0\n' + GOOD, "bad.toml: patience:", "must be > 0"),
     (GOOD.replace('mode = "corrected"', 'mode = "a b"'), "bad.toml: grid[1].mode:", "letters, digits"),
     (GOOD + GOOD[GOOD.index("[[grid]]"):], "bad.toml: grid[2]:", "repeats runs of grid[1]"),
     ("grid = 3\n" + GOOD.split("[[grid]]")[0], "bad.toml: grid:", "[[grid]] blocks"),
@@ -105,7 +105,7 @@ def test_reproduce_flags_are_checked(capsys):
 
 
 def test_paper_spec_is_the_papers_study():
-    from sgdlab.commands.reproduce import paper_spec_path
+    from sgdlab.study.spec import paper_spec_path
     from sgdlab.data import load_dataset
 
     spec = load_spec(paper_spec_path())
@@ -134,16 +134,16 @@ def test_paper_spec_is_the_papers_study():
 
 
 def test_groups_share_the_minibatch_order_and_cover_every_run():
-    spec = load_spec(__import__("sgdlab.commands.reproduce", fromlist=["x"]).paper_spec_path())
+    spec = load_spec(__import__("sgdlab.study.spec", fromlist=["x"]).paper_spec_path())
     runs = expand(spec)
-    gs = groups(runs)
+    gs = schedule_groups(runs)
     assert sorted(r.index for g in gs for r in g.runs) == list(range(len(runs)))
     assert len({g.id for g in gs}) == len(gs)
     for g in gs:
         shared = {(r.config.seed, r.config.activation, r.config.output_activation, r.config.batch_size,
                    r.config.epochs) for r in g.runs}
         assert len(shared) == 1
-        assert all(group_of(r.config) == g.id for r in g.runs)
+        assert all(schedule_id(r.config) == g.id for r in g.runs)
     # 3 hidden activations x (paper: same output; corrected: sigmoid, softmax) minus the
     # sigmoid/sigmoid overlap = 8 groups per seed
     assert len(gs) == 8 * 5
@@ -175,7 +175,7 @@ def test_digest_ignores_formatting_but_not_content():
 
 
 def test_overrides_are_validated():
-    with pytest.raises(SgdlabError, match=r"p.toml: epochs: must be >= 1"):
+    with pytest.raises(SgdlabError, match=r"p.toml: epochs: must be > 0"):
         parse_spec(GOOD, source="p.toml", overrides={"epochs": 0})
 
 

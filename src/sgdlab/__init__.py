@@ -1,14 +1,15 @@
 """sgdlab: a neural-network laboratory on numpy: minibatch SGD, costs, activations, initialisation."""
 
-__version__ = "0.1.0"
-
-from .config import RunConfig, rng_streams  # noqa: E402
-from .data import Dataset, load_dataset  # noqa: E402
-from .errors import SgdlabError  # noqa: E402
-from .io import load, save  # noqa: E402
-from .nn import Network, gradcheck  # noqa: E402
-from .train import SGD, History, TrainResult, train  # noqa: E402
-from .study import StudyResults, open_study, run_study  # noqa: E402
+from ._version import __version__
+from .config import RunConfig, rng_streams
+from .data import Dataset, load_dataset
+from .errors import SgdlabError
+from .io import load, save
+from .nn import Network
+from .nn.gradcheck import gradcheck  # the function; the module stays sgdlab.nn.gradcheck
+from .train import SGD, History, TrainResult, train
+from .study import StudyResults, open_study
+from .workflow import run_study
 
 __all__ = ["__version__", "RunConfig", "rng_streams", "Dataset", "load_dataset", "SgdlabError",
            "load", "save", "Network", "gradcheck", "SGD", "History", "TrainResult", "train",

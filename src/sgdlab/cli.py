@@ -13,7 +13,7 @@ import sys
 
 from .errors import SgdlabError
 
-COMMANDS = ("train", "predict", "gradcheck", "study", "reproduce", "report", "bench", "compare", "rerun")
+COMMANDS = ("train", "predict", "gradcheck", "study", "reproduce", "report", "bench", "compare", "lab", "rerun")
 
 
 class Parser(argparse.ArgumentParser):
@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from . import __version__
+    from ._version import __version__
 
     parser = Parser(prog="sgdlab", description="A neural-network laboratory: minibatch SGD, costs, "
                     "activations and initialisation on numpy.")
@@ -32,13 +32,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as e:  # a command not built yet
-            if e.name != f"{__package__}.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser
 
 

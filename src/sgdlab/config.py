@@ -9,26 +9,70 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from .choices import CHOICES, pairing_problem
 from .data.scale import check_scale
 from .errors import SgdlabError
-from .nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from .nn.costs import CE_OUTSIDE, COSTS, check_pairing
-from .nn.init import BIAS_INITS, INITS
 
 
-def _one_of(key, value, valid):
-    if value not in valid:
-        raise SgdlabError(f"{key}: unknown value {value!r}; valid: {', '.join(valid)}")
+class ConfigError(SgdlabError):
+    """A bad run setting: ``key`` names the RunConfig field, ``detail`` says what is wrong and
+    what is valid. The spec and the estimator re-raise it under their own key names."""
+
+    def __init__(self, key: str, detail: str):
+        super().__init__(f"{key}: {detail}")
+        self.key, self.detail = key, detail
+
+    def __reduce__(self):
+        return ConfigError, (self.key, self.detail)
 
 
-def _number(key, value, *, positive=False, nonneg=False, integer=False):
-    ok_types = (int,) if integer else (int, float)
+def _number(key, value, *, positive=False, nonneg=False, integer=False, below_one=False):
+    ok_types = (int,) if integer else (int, float)  # plain ints: the run key is JSON
     if isinstance(value, bool) or not isinstance(value, ok_types) or not math.isfinite(value):
-        raise SgdlabError(f"{key}: expected {'an integer' if integer else 'a number'}, got {value!r}")
+        raise ConfigError(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
     if positive and value <= 0:
-        raise SgdlabError(f"{key}: must be > 0, got {value!r}")
+        raise ConfigError(key, f"must be > 0, got {value!r}")
     if nonneg and value < 0:
-        raise SgdlabError(f"{key}: must be >= 0, got {value!r}")
+        raise ConfigError(key, f"must be >= 0, got {value!r}")
+    if below_one and not 0 <= value < 1:
+        raise ConfigError(key, f"must be in [0, 1), got {value!r}")
+
+
+#: numeric fields and their ranges
+NUMBERS = {
+    "lr": {"positive": True}, "batch_size": {"positive": True, "integer": True},
+    "epochs": {"positive": True, "integer": True}, "seed": {"nonneg": True, "integer": True},
+    "momentum": {"below_one": True}, "l2": {"nonneg": True}, "patience": {"positive": True, "integer": True},
+    "split_seed": {"nonneg": True, "integer": True},
+}
+
+
+def check_field(key: str, value) -> None:
+    """Check one RunConfig field's value on its own; raise :class:`ConfigError` naming ``key``.
+
+    The rules between fields (cce needs softmax, Nesterov needs momentum) are
+    :meth:`RunConfig.validate`'s."""
+    if key in CHOICES:
+        if not isinstance(value, str) or value not in CHOICES[key]:
+            raise ConfigError(key, f"unknown value {value!r}; valid: {', '.join(CHOICES[key])}")
+    elif key in NUMBERS:
+        if not (key == "patience" and value is None):
+            _number(key, value, **NUMBERS[key])
+    elif key == "hidden":
+        if any(isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, np.integer)) or h <= 0 for h in value):
+            raise ConfigError(key, f"layer sizes must be positive integers, got {list(value)!r}")
+    elif key == "split":
+        if len(value) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in value) \
+                or value[0] <= 0 or abs(sum(value) - 1) > 1e-9:
+            raise ConfigError(key, f"three fractions train,validation,test summing to 1, got {value!r}")
+    elif key == "nesterov":
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(key, f"expected True or False, got {value!r}")
+    elif key == "scale":
+        try:
+            check_scale(value)
+        except SgdlabError as e:
+            raise ConfigError(key, str(e).removeprefix("scale: ")) from None
 
 
 #: settings that joined RunConfig after the first stores: omitted from the key at these values
@@ -78,34 +122,14 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
-        for h in self.hidden:
-            if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h <= 0:
-                raise SgdlabError(f"hidden: layer sizes must be positive integers, got {list(self.hidden)!r}")
-        _one_of("activation", self.activation, HIDDEN_ACTIVATIONS)
-        _one_of("output", self.output, ("same", *ACTIVATIONS))
-        _one_of("cost", self.cost, tuple(COSTS))
-        _one_of("ce_outside", self.ce_outside, CE_OUTSIDE)
-        _one_of("init", self.init, tuple(INITS))
-        _one_of("bias_init", self.bias_init, tuple(BIAS_INITS))
-        _one_of("dtype", self.dtype, ("float64", "float32"))
-        check_pairing(self.output_activation, self.cost, self.ce_outside)
-        _number("lr", self.lr, positive=True)
-        _number("batch_size", self.batch_size, positive=True, integer=True)
-        _number("epochs", self.epochs, positive=True, integer=True)
-        _number("seed", self.seed, nonneg=True, integer=True)
-        _number("momentum", self.momentum, nonneg=True)
-        if self.momentum >= 1:
-            raise SgdlabError(f"momentum: must be in [0, 1), got {self.momentum!r}")
+        """Check every field (:func:`check_field`), then the rules between fields."""
+        for f in fields(self):
+            check_field(f.name, getattr(self, f.name))
+        problem = pairing_problem(self.output_activation, self.cost, self.ce_outside)
+        if problem is not None:
+            raise ConfigError(*problem)
         if self.nesterov and self.momentum == 0:
-            raise SgdlabError("nesterov: needs momentum > 0")
-        _number("l2", self.l2, nonneg=True)
-        if self.patience is not None:
-            _number("patience", self.patience, positive=True, integer=True)
-        if len(self.split) != 3 or any(not isinstance(s, (int, float)) or s < 0 for s in self.split) \
-                or self.split[0] <= 0 or abs(sum(self.split) - 1) > 1e-9:
-            raise SgdlabError(f"split: three fractions train,validation,test summing to 1, got {self.split!r}")
-        _number("split_seed", self.split_seed, nonneg=True, integer=True)
-        check_scale(self.scale)
+            raise ConfigError("nesterov", "needs momentum > 0")
 
     @property
     def output_activation(self) -> str:

@@ -1,18 +1,24 @@
 """A scikit-learn compatible classifier over sgdlab's engine.
 
-:class:`SGDNetClassifier` trains the same :class:`~sgdlab.nn.network.Network` with the same
-:class:`~sgdlab.train.optim.SGD` and the same seeded streams as ``sgdlab train``: with
-``random_state=s`` and no early stopping, ``fit(X, y)`` gives the network that
-:func:`sgdlab.train` gives for ``RunConfig(seed=s, ...)`` on the same training rows, up to
-float rounding (``train`` uses the packed fast path; this uses ``Network.gradients``, the
-reference path, so that ``partial_fit`` can keep the optimizer between calls).
+:class:`SGDNetClassifier` speaks scikit-learn's language where the meaning is that of
+:class:`sklearn.neural_network.MLPClassifier` (``learning_rate_init``, ``max_iter``,
+``alpha``, ``batch_size``, ``momentum``, ``nesterovs_momentum``, ``early_stopping``,
+``validation_fraction``, ``n_iter_no_change``, ``random_state``, ``verbose``; ``loss_curve_``,
+``validation_scores_``, ``n_iter_``, ``classes_``) and sgdlab's own otherwise (``activation``,
+``out_activation``, ``cost``, ``init``, ``bias_init``, ``ce_outside``, ``dtype``).
+
+It trains on the same fast path as :func:`sgdlab.train` (the packed network's in-place
+gradient, :meth:`SGD.step_flat <sgdlab.train.optim.SGD.step_flat>`) with the same seeded
+streams: with ``random_state=s`` and no early stopping, ``fit(X, y)`` gives the network that
+``sgdlab.train(RunConfig(seed=s, ...), data)`` gives on the same training rows.
+``partial_fit`` is one epoch of that path, keeping the optimizer's state between calls.
 It drops into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``.
 
 Defaults differ from the paper's on purpose. A classifier should learn out of the box and
 ``predict_proba`` should return probabilities, so the output layer defaults to softmax with
 categorical cross-entropy (``cost="auto"``); the paper's sigmoid output with per-unit
-cross-entropy is ``output="sigmoid"`` (its ``predict_proba`` rows are then normalised to sum
-to 1), and its "same activation on the output" is ``output="same"``.
+cross-entropy is ``out_activation="sigmoid"`` (its ``predict_proba`` rows are then normalised
+to sum to 1), and its "same activation on the output" is ``out_activation="same"``.
 """
 
 from __future__ import annotations
@@ -31,34 +37,35 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import RunConfig
+from .choices import COSTS
+from .config import ConfigError, RunConfig, rng_streams
 from .data.scale import check_scale
 from .data.scale import fit as fit_scaler
 from .errors import SgdlabError
-from .nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from .nn.costs import CE_OUTSIDE, COSTS
-from .nn.init import BIAS_INITS, INITS
-from .nn.network import Network, one_hot
+from .nn.costs import get_cost
+from .nn.network import Network, PackedNetwork, augment, one_hot
+from .train.blas import for_network
 from .train.loop import History, build_network
 from .train.optim import SGD
 
 #: Output activations whose values can be read as class probabilities.
 PROBABILISTIC_OUTPUTS = ("softmax", "sigmoid")
 
+#: RunConfig field -> the estimator's parameter of the same meaning (errors name the latter)
+PARAMS = {"hidden": "hidden_layer_sizes", "output": "out_activation", "lr": "learning_rate_init",
+          "epochs": "max_iter", "nesterov": "nesterovs_momentum", "l2": "alpha", "patience": "n_iter_no_change"}
 
-def _one_of(name, value, valid):
-    if not isinstance(value, str) or value not in valid:
-        raise SgdlabError(f"{name}: unknown value {value!r}; valid: {', '.join(valid)}")
 
-
-def _real(name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
-        raise SgdlabError(f"{name}: expected {'an integer' if integer else 'a number'}, got {value!r}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise SgdlabError(f"{name}: must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise SgdlabError(f"{name}: must be {'<' if high_open else '<='} {high}, got {value!r}")
+def _plain(value, integer=False):
+    """A numpy scalar as the Python number RunConfig takes (GridSearchCV hands out numpy values);
+    anything else unchanged, for RunConfig to judge."""
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if not integer and isinstance(value, numbers.Real):
+        return float(value)
+    return value
 
 
 def _auto_cost(output: str) -> str:
@@ -76,7 +83,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         gives a network without hidden layers.
     activation : {"sigmoid", "tanh", "relu", "leaky_relu", "identity"}, default="sigmoid"
         Hidden-layer activation.
-    output : {"softmax", "sigmoid", "same", "tanh", "relu", "leaky_relu", "identity"}, default="softmax"
+    out_activation : {"softmax", "sigmoid", "same", "tanh", "relu", "leaky_relu", "identity"}, default="softmax"
         Output activation; ``"same"`` repeats the hidden activation, as the paper did.
         ``predict_proba`` exists only for softmax and sigmoid outputs.
     cost : {"auto", "cce", "ce", "mse"}, default="auto"
@@ -86,30 +93,35 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         Weight initialiser (``xavier`` is the paper's N(0, 1) / sqrt(fan_in)).
     bias_init : {"normal", "zeros"}, default="normal"
         Bias initialiser (``normal`` is the paper's N(0, 1)).
-    learning_rate : float, default=0.1
-        SGD step size, > 0.
+    learning_rate_init : float, default=0.1
+        SGD step size, > 0 (constant: there is no schedule).
     batch_size : int, default=10
         Minibatch size; the last, smaller minibatch of an epoch is used too.
-    epochs : int, default=30
-        Passes over the training data in ``fit`` (the most, with early stopping).
+    max_iter : int, default=30
+        Epochs in ``fit`` (the most, with early stopping).
     momentum : float, default=0.0
         In [0, 1).
-    nesterov : bool, default=False
+    nesterovs_momentum : bool, default=False
         Nesterov momentum (needs momentum > 0).
-    l2 : float, default=0.0
-        L2 penalty on the weights (not the biases), added to the gradient.
+    alpha : float, default=0.0
+        L2 penalty: ``alpha * W`` is added to the minibatch's mean gradient of the weights (not
+        the biases), as PyTorch's ``weight_decay``. (MLPClassifier adds ``alpha * W / batch rows``:
+        its ``alpha`` is this one times the batch size.)
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training rows (stratified), stop when the
-        validation accuracy has not improved for ``patience`` epochs, and keep the weights of
-        the best epoch.
+        validation accuracy has not improved for ``n_iter_no_change`` epochs, and keep the
+        weights of the best epoch.
     validation_fraction : float, default=0.1
         In (0, 1); used with ``early_stopping``.
-    patience : int, default=5
-        Epochs without improvement before early stopping ends training.
+    n_iter_no_change : int, default=5
+        Epochs without a better validation accuracy before early stopping ends training
+        (with ``early_stopping`` only).
     random_state : int, RandomState instance or None, default=None
         An int seeds initial weights and shuffling exactly as ``sgdlab train --seed`` does
         (and the validation split). ``None`` draws a fresh seed; the seed used is kept in
         ``seed_``.
+    verbose : bool, default=False
+        Print one line per epoch (loss, and validation accuracy with early stopping).
     dtype : {"float64", "float32"}, default="float64"
         Floating point type of the parameters and of the computation.
     ce_outside : {"clip", "nielsen", "none"}, default="clip"
@@ -131,14 +143,14 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
     intercepts_ : list of ndarray
         ``intercepts_[l]`` has shape ``(fan_out,)``.
     loss_curve_ : list of float
-        Cost on the training rows after each epoch.
+        Cost on the training rows after each epoch (penalty not included).
     validation_scores_ : list of float or None
         Accuracy on the held-out rows after each epoch (``early_stopping`` only).
     best_validation_score_ : float or None
     n_iter_ : int
         Epochs run, summed over ``partial_fit`` calls.
     t_ : int
-        SGD steps (minibatches) taken.
+        Training samples seen (summed over epochs), as MLPClassifier counts them.
     history_ : sgdlab.History
         Per-epoch train (and validation) loss and accuracy, status ``done`` or ``diverged``.
     network_ : sgdlab.Network
@@ -149,26 +161,28 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         The seed that decided initial weights and shuffling.
     """
 
-    def __init__(self, hidden_layer_sizes=(32, 16), activation="sigmoid", output="softmax", cost="auto",
-                 init="xavier", bias_init="normal", learning_rate=0.1, batch_size=10, epochs=30,
-                 momentum=0.0, nesterov=False, l2=0.0, early_stopping=False, validation_fraction=0.1,
-                 patience=5, random_state=None, dtype="float64", ce_outside="clip", scale="none"):
+    def __init__(self, hidden_layer_sizes=(32, 16), activation="sigmoid", out_activation="softmax", cost="auto",
+                 init="xavier", bias_init="normal", learning_rate_init=0.1, batch_size=10, max_iter=30,
+                 momentum=0.0, nesterovs_momentum=False, alpha=0.0, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=5, random_state=None, verbose=False, dtype="float64", ce_outside="clip",
+                 scale="none"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.output = output
+        self.out_activation = out_activation
         self.cost = cost
         self.init = init
         self.bias_init = bias_init
-        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
-        self.epochs = epochs
+        self.max_iter = max_iter
         self.momentum = momentum
-        self.nesterov = nesterov
-        self.l2 = l2
+        self.nesterovs_momentum = nesterovs_momentum
+        self.alpha = alpha
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
-        self.patience = patience
+        self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
+        self.verbose = verbose
         self.dtype = dtype
         self.ce_outside = ce_outside
         self.scale = scale
@@ -176,53 +190,44 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
     # -- parameters -------------------------------------------------------------------
     @property
     def _output_activation(self) -> str:
-        return self.activation if self.output == "same" else self.output
+        return self.activation if self.out_activation == "same" else self.out_activation
 
     def _check_params(self) -> RunConfig:
-        """Check every parameter (errors name it) and return the engine's run config."""
+        """The engine's run config. RunConfig checks every value it holds; an error names this
+        class's parameter (``learning_rate_init: must be > 0, got -1``)."""
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
             sizes = (sizes,)
         try:
-            sizes = tuple(sizes)
+            sizes = tuple(_plain(h, integer=True) for h in sizes)
         except TypeError:
             raise SgdlabError(f"hidden_layer_sizes: expected a tuple of positive integers, got {sizes!r}") from None
-        if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h <= 0 for h in sizes):
-            raise SgdlabError(f"hidden_layer_sizes: expected a tuple of positive integers, got {sizes!r}")
-        _one_of("activation", self.activation, HIDDEN_ACTIVATIONS)
-        _one_of("output", self.output, ("same", *ACTIVATIONS))
-        _one_of("cost", self.cost, ("auto", *COSTS))
-        _one_of("init", self.init, tuple(INITS))
-        _one_of("bias_init", self.bias_init, tuple(BIAS_INITS))
-        _one_of("dtype", self.dtype, ("float64", "float32"))
-        _one_of("ce_outside", self.ce_outside, CE_OUTSIDE)
+        if self.cost != "auto" and self.cost not in COSTS:
+            raise SgdlabError(f"cost: unknown value {self.cost!r}; valid: auto, {', '.join(COSTS)}")
+        cost = _auto_cost(self._output_activation) if self.cost == "auto" else self.cost
+        for name in ("nesterovs_momentum", "early_stopping", "verbose"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)) and not (name == "verbose" and isinstance(value, int)):
+                raise SgdlabError(f"{name}: expected True or False, got {value!r}")
+        try:
+            config = RunConfig(hidden=sizes, activation=self.activation, output=self.out_activation, cost=cost,
+                               ce_outside=self.ce_outside, init=self.init, bias_init=self.bias_init,
+                               lr=_plain(self.learning_rate_init), batch_size=_plain(self.batch_size, integer=True),
+                               epochs=_plain(self.max_iter, integer=True), momentum=_plain(self.momentum),
+                               nesterov=bool(self.nesterovs_momentum), l2=_plain(self.alpha),
+                               patience=_plain(self.n_iter_no_change, integer=True), dtype=self.dtype)
+        except ConfigError as e:
+            raise SgdlabError(f"{PARAMS.get(e.key, e.key)}: {e.detail}") from None
         check_scale(self.scale)
-        out = self._output_activation
-        cost = _auto_cost(out) if self.cost == "auto" else self.cost
-        if cost == "cce" and out != "softmax":
-            raise SgdlabError(f"cost: 'cce' needs output='softmax', not {out!r}; use cost='ce', 'mse' or 'auto'")
-        _real("learning_rate", self.learning_rate, low=0, low_open=True)
-        _real("batch_size", self.batch_size, low=1, integer=True)
-        _real("epochs", self.epochs, low=1, integer=True)
-        _real("momentum", self.momentum, low=0, high=1, high_open=True)
-        if not isinstance(self.nesterov, (bool, np.bool_)):
-            raise SgdlabError(f"nesterov: expected True or False, got {self.nesterov!r}")
-        if self.nesterov and self.momentum == 0:
-            raise SgdlabError("nesterov: needs momentum > 0")
-        _real("l2", self.l2, low=0)
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise SgdlabError(f"early_stopping: expected True or False, got {self.early_stopping!r}")
-        _real("validation_fraction", self.validation_fraction, low=0, high=1, low_open=True, high_open=True)
-        _real("patience", self.patience, low=1, integer=True)
+        vf = self.validation_fraction
+        if isinstance(vf, bool) or not isinstance(vf, numbers.Real) or not 0 < vf < 1:
+            raise SgdlabError(f"validation_fraction: must be in (0, 1), got {vf!r}")
         if not (self.random_state is None or isinstance(self.random_state, np.random.RandomState)
                 or (isinstance(self.random_state, numbers.Integral) and not isinstance(self.random_state, bool)
                     and 0 <= self.random_state < 2**63)):
             raise SgdlabError(f"random_state: expected None, a non-negative int or a RandomState, "
                               f"got {self.random_state!r}")
-        return RunConfig(hidden=tuple(int(h) for h in sizes), activation=self.activation, output=out,
-                         cost=cost, ce_outside=self.ce_outside, init=self.init, bias_init=self.bias_init, lr=float(self.learning_rate),
-                         batch_size=int(self.batch_size), epochs=int(self.epochs), momentum=float(self.momentum),
-                         nesterov=bool(self.nesterov), l2=float(self.l2), dtype=self.dtype)
+        return config
 
     def _draw_seed(self) -> int:
         rs = self.random_state
@@ -233,17 +238,11 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
 
     # -- fitting ----------------------------------------------------------------------
-    def _check_y(self, y):
-        check_classification_targets(y)
-        return y
-
     def _start(self, config: RunConfig, seed: int, classes) -> None:
         """A fresh network, optimizer and shuffling stream for ``classes``."""
         if len(classes) < 2:
             raise SgdlabError(f"y has only one class ({classes[0]!r}); a classifier needs at least 2 classes")
-        init_ss, shuffle_ss = np.random.SeedSequence(seed).spawn(2)  # as sgdlab.rng_streams(seed)
-        init_rng = np.random.default_rng(init_ss)
-        self._shuffle_rng = np.random.default_rng(shuffle_ss)
+        init_rng, self._shuffle_rng = rng_streams(seed)
         self.seed_ = seed
         self.classes_ = np.asarray(classes)
         self.network_ = build_network(replace(config, seed=seed), self.n_features_in_, len(self.classes_),
@@ -268,31 +267,64 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             raise SgdlabError(f"y: labels {unknown.tolist()!r} are not in classes_ {self.classes_.tolist()!r}")
         return idx
 
-    def _epoch(self, X, Y) -> None:
-        """One pass of minibatch SGD over (X, Y) in a fresh shuffled order."""
+    def _epochs(self, X, yi, epochs: int, val=None) -> None:
+        """``epochs`` epochs of minibatch SGD on the fast path (as :func:`sgdlab.train`), each
+        followed by its metrics; early stopping on ``val = (X_val, y_val)`` if given."""
         net, opt, bs = self.network_, self._optimizer, self._config.batch_size
-        perm = self._shuffle_rng.permutation(len(X))
-        Xs, Ys = X[perm], Y[perm]
-        for i in range(0, len(X), bs):
-            opt.step(net.weights, net.biases, net.gradients(Xs[i:i + bs], Ys[i:i + bs]))
-            self.t_ += 1
-        self.n_iter_ += 1
-
-    def _record(self, X, y, Y) -> bool:
-        """Append the epoch's train metrics; False (and a warning) if training diverged."""
-        loss, acc = self.network_.evaluate(X, y, Y)
-        if not np.isfinite(loss) or not all(np.isfinite(p).all() for p in self.network_.params):
-            self.history_.status, self.history_.diverged_epoch = "diverged", self.n_iter_
-            warnings.warn(f"SGDNetClassifier: training diverged at epoch {self.n_iter_} (non-finite loss or "
-                          f"weights); try a smaller learning_rate than {self.learning_rate!r}",
-                          ConvergenceWarning, stacklevel=3)
-            return False
-        self.history_.train_loss.append(loss)
-        self.history_.train_acc.append(acc)
-        return True
+        k, dtype = len(self.classes_), np.dtype(net.dtype)
+        packed = PackedNetwork(net)  # packs the network's current parameters (a copy)
+        theta, mask, gradient, step = packed.theta, packed.weight_mask, packed.gradient, opt.step_flat
+        cost = get_cost(net.cost, net.ce_outside)
+        Xa, Y, n = augment(X), one_hot(yi, k, dtype), len(yi)
+        if val is not None:
+            Xa_val, y_val = augment(val[0]), val[1]
+            Y_val = one_hot(y_val, k, dtype)
+        best, waited, best_theta = -np.inf, 0, None
+        with np.errstate(all="ignore"), for_network(packed.sizes, max(bs, n)):
+            for _ in range(epochs):
+                perm = self._shuffle_rng.permutation(n)
+                Xs, Ys = Xa[perm], Y[perm]
+                for i in range(0, n, bs):
+                    step(theta, gradient(Xs[i:i + bs], Ys[i:i + bs]), mask)
+                self.n_iter_ += 1
+                self.t_ += n
+                out = packed.predict_proba(Xa)
+                loss = float(cost.value(out, Y))
+                if not np.isfinite(loss) or not np.isfinite(theta).all():
+                    packed.unpack()
+                    self.history_.status, self.history_.diverged_epoch = "diverged", self.n_iter_
+                    warnings.warn(f"SGDNetClassifier: training diverged at epoch {self.n_iter_} (non-finite loss "
+                                  f"or weights); try a smaller learning_rate_init than "
+                                  f"{self.learning_rate_init!r}", ConvergenceWarning, stacklevel=3)
+                    return
+                self.history_.train_loss.append(loss)
+                self.history_.train_acc.append(float(np.mean(np.argmax(out, axis=1) == yi)))
+                line = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
+                if val is not None:
+                    out = packed.predict_proba(Xa_val)
+                    val_acc = float(np.mean(np.argmax(out, axis=1) == y_val))
+                    self.history_.val_loss.append(float(cost.value(out, Y_val)))
+                    self.history_.val_acc.append(val_acc)
+                    line += f", validation score = {val_acc:.6f}"
+                if self.verbose:
+                    print(line, flush=True)
+                if val is None:
+                    continue
+                if val_acc > best:
+                    best, waited, best_theta = val_acc, 0, theta.copy()
+                else:
+                    waited += 1
+                    if waited >= self._config.patience:
+                        self.history_.stopped_epoch = self.n_iter_
+                        break
+        if best_theta is not None:
+            # keep the best epoch's weights (as scikit-learn's MLP does), in the same arrays
+            theta[...] = best_theta
+            self.best_validation_score_ = float(best)
+        packed.unpack()
 
     def fit(self, X, y):
-        """Train a fresh network for ``epochs`` epochs (fewer with early stopping).
+        """Train a fresh network for ``max_iter`` epochs (fewer with early stopping).
 
         Parameters
         ----------
@@ -308,12 +340,12 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C")
         self.scaler_ = fit_scaler(self.scale, X)
         X = self._scaled(X)
-        self._check_y(y)
+        check_classification_targets(y)
         classes = np.unique(y)
         seed = self._draw_seed()
         self._start(config, seed, classes)
         yi = self._encode(y)
-        X_val = y_val = None
+        val = None
         if self.early_stopping:
             # stratified when every class can be on both sides, else a plain random split
             n_val = math.ceil(self.validation_fraction * len(yi))
@@ -325,35 +357,9 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             except ValueError as e:
                 raise SgdlabError(f"validation_fraction: cannot hold out {self.validation_fraction!r} of "
                                   f"{len(yi)} samples for early stopping ({e})") from None
-            X, X_val = np.ascontiguousarray(X), np.ascontiguousarray(X_val)
+            val = (X_val, y_val)
             self.validation_scores_ = self.history_.val_acc
-        k, dtype = len(classes), self.network_.dtype
-        Y = one_hot(yi, k, dtype)
-        Y_val = one_hot(y_val, k, dtype) if X_val is not None else None
-        best, waited, best_params = -np.inf, 0, None
-        with np.errstate(all="ignore"):
-            for _ in range(config.epochs):
-                self._epoch(X, Y)
-                if not self._record(X, yi, Y):
-                    break
-                if X_val is None:
-                    continue
-                val_loss, val_acc = self.network_.evaluate(X_val, y_val, Y_val)
-                self.history_.val_loss.append(val_loss)
-                self.history_.val_acc.append(val_acc)
-                if val_acc > best:
-                    best, waited = val_acc, 0
-                    best_params = [p.copy() for p in self.network_.params]
-                else:
-                    waited += 1
-                    if waited >= self.patience:
-                        self.history_.stopped_epoch = self.n_iter_
-                        break
-        if best_params is not None:
-            # keep the best epoch's weights (as scikit-learn's MLP does), in the same arrays
-            for p, best_p in zip(self.network_.params, best_params):
-                p[...] = best_p
-            self.best_validation_score_ = float(best)
+        self._epochs(X, yi, config.epochs, val)
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -378,17 +384,13 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         if first:
             self.scaler_ = fit_scaler(self.scale, X)
         X = self._scaled(X)
-        self._check_y(y)
+        check_classification_targets(y)
         if first:
             self._start(config, self._draw_seed(), np.unique(classes))
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise SgdlabError(f"classes: {np.unique(classes).tolist()!r} differs from the classes of the first "
                               f"partial_fit call, {self.classes_.tolist()!r}")
-        yi = self._encode(y)
-        Y = one_hot(yi, len(self.classes_), self.network_.dtype)
-        with np.errstate(all="ignore"):
-            self._epoch(X, Y)
-            self._record(X, yi, Y)
+        self._epochs(X, self._encode(y), 1)
         return self
 
     # -- pickling ---------------------------------------------------------------------

@@ -44,7 +44,7 @@ def save(network: Network, path, classes=None, extra: dict | None = None, scaler
 
     ``scaler`` is the feature scaling the network was trained behind (``Dataset.scaler``);
     None saves an identity scaling (features used as given)."""
-    from . import __version__
+    from ._version import __version__
 
     path = Path(path)
     if path.suffix != ".npz":

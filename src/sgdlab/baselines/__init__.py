@@ -11,8 +11,9 @@ row. The engine never imports this package.
 """
 
 from .common import FRAMEWORKS, INSTALL, MODEL_NAMES, Model, NotInstalled, Reference, SeedRun, Variant, models
-from .compare import ModelComparison, Row, aggregate, render, run_compare, table_markdown, write_compare
+from .compare import (ModelComparison, Row, aggregate, run_compare, table_markdown, write_compare,
+                      write_tables_and_figures)
 
 __all__ = ["FRAMEWORKS", "INSTALL", "MODEL_NAMES", "Model", "NotInstalled", "Reference", "SeedRun", "Variant",
-           "models", "ModelComparison", "Row", "aggregate", "render", "run_compare", "table_markdown",
+           "models", "ModelComparison", "Row", "aggregate", "write_tables_and_figures", "run_compare", "table_markdown",
            "write_compare"]

@@ -1,8 +1,9 @@
 """Run the baselines side by side, aggregate over seeds, and write tables and figures.
 
-Computing and rendering are separate: :func:`run_compare` trains and returns every seed's
+Computing and writing are separate: :func:`run_compare` trains and returns every seed's
 :class:`SeedRun`; :func:`write_compare` stores them as ``runs.json`` under ``OUT/compare/``
-and renders the tables and figures from that file (:func:`render`), which never trains.
+and writes the tables and figures from that file (:func:`write_tables_and_figures`), which
+never trains. (Rendering a study's report is :mod:`sgdlab.report`'s; it includes these files.)
 """
 
 from __future__ import annotations
@@ -203,10 +204,10 @@ def _progress_line(model, seed, v, r, wall):
     return s + f" [{wall:.1f} s wall]"
 
 
-# -- storing and rendering -----------------------------------------------------------------
+# -- storing and writing --------------------------------------------------------------------
 
 def write_compare(results: dict[str, ModelComparison], out: str | Path) -> list[Path]:
-    """Store the runs as ``OUT/compare/runs.json`` and render tables and figures from it."""
+    """Store the runs as ``OUT/compare/runs.json`` and write tables and figures from it."""
     folder = Path(out) / "compare"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -220,10 +221,10 @@ def write_compare(results: dict[str, ModelComparison], out: str | Path) -> list[
            for name, mc in results.items()}
     path = folder / "runs.json"
     path.write_text(json.dumps(doc, indent=1))
-    return [path, *render(folder)]
+    return [path, *write_tables_and_figures(folder)]
 
 
-def render(folder: str | Path) -> list[Path]:
+def write_tables_and_figures(folder: str | Path) -> list[Path]:
     """Markdown + CSV tables and PNG + SVG figures from ``folder/runs.json`` (no training)."""
     folder = Path(folder)
     doc = json.loads((folder / "runs.json").read_text())
@@ -384,5 +385,5 @@ def _write_figure(stem: Path, d, rows) -> list[Path]:
     return paths
 
 
-__all__ = ["run_compare", "write_compare", "render", "aggregate", "table_markdown", "Row", "ModelComparison",
+__all__ = ["run_compare", "write_compare", "write_tables_and_figures", "aggregate", "table_markdown", "Row", "ModelComparison",
            "INSTALL"]

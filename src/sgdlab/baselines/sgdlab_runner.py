@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import __version__
+from .._version import __version__
 from ..config import rng_streams
 from ..data import Dataset
 from ..train import build_network, train

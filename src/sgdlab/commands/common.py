@@ -7,14 +7,12 @@ import json
 import math
 import sys
 
+from ..choices import BIAS_INITS, CE_OUTSIDE, COSTS, DTYPES, HIDDEN_ACTIVATIONS, INITS, OUTPUTS
 from ..config import RunConfig
 from ..data import BUNDLED
 from ..data.scale import DEFAULTS as SCALE_DEFAULTS
 from ..data.scale import check_scale
 from ..errors import SgdlabError
-from ..nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from ..nn.costs import CE_OUTSIDE, COSTS
-from ..nn.init import BIAS_INITS, INITS
 
 
 def positive_int(text):
@@ -112,17 +110,17 @@ def add_network_args(p):
                    help="hidden layer sizes (default: 32,16, the paper's)")
     g.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid", metavar="NAME",
                    help=f"hidden activation: {', '.join(HIDDEN_ACTIVATIONS)} (default: sigmoid)")
-    g.add_argument("--output", choices=("same", *ACTIVATIONS), default="same", metavar="NAME",
+    g.add_argument("--output", choices=OUTPUTS, default="same", metavar="NAME",
                    help="output activation, or 'same' as the hidden one, the paper's choice (default: same)")
-    g.add_argument("--cost", choices=tuple(COSTS), default="ce", help="cost (default: ce)")
+    g.add_argument("--cost", choices=COSTS, default="ce", help="cost (default: ce)")
     g.add_argument("--ce-outside", choices=CE_OUTSIDE, default="clip",
                    help="how ce treats outputs outside (0, 1), which the paper leaves undefined: clip (outputs "
                         "clipped to [eps, 1-eps], exact gradient of that cost), nielsen (delta = a - y whatever "
                         "the output, as Nielsen's network2.py), none (eq. 5 unclipped: non-finite -> diverged) "
                         "(default: clip)")
-    g.add_argument("--init", choices=tuple(INITS), default="xavier", help="weight init (default: xavier)")
-    g.add_argument("--bias-init", choices=tuple(BIAS_INITS), default="normal", help="bias init (default: normal)")
-    g.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    g.add_argument("--init", choices=INITS, default="xavier", help="weight init (default: xavier)")
+    g.add_argument("--bias-init", choices=BIAS_INITS, default="normal", help="bias init (default: normal)")
+    g.add_argument("--dtype", choices=DTYPES, default="float64")
     g.add_argument("--seed", type=nonneg_int, default=0, help="seed of initial weights and shuffling (default: 0)")
 
 

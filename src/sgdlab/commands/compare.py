@@ -59,9 +59,9 @@ def _rerender_study_report(out) -> None:
     from ..study.runner import STORE_NAME
 
     if (Path(out) / STORE_NAME).is_file():
-        from ..report import render
+        from ..workflow import render_report
 
-        print(f"report: {render(Path(out))} (now with the frameworks section)")
+        print(f"report: {render_report(out).html} (now with the frameworks section)")
 
 
 def _writable(out):

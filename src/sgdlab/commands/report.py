@@ -18,8 +18,9 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from ..report import render
+    from ..report import build
 
-    html = render(Path(args.dir), diverged=args.diverged)
-    print(f"report: {html}", file=sys.stdout)
+    done = build(Path(args.dir), diverged=args.diverged)
+    print(done.answers_text(), file=sys.stdout)
+    print(f"report: {done.html}", file=sys.stdout)
     return 0

@@ -13,12 +13,6 @@ from .study import add_run_args, run_and_report
 DEFAULT_OUT = "results/paper"
 
 
-def paper_spec_path() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("sgdlab") / "configs" / "paper.toml"))
-
-
 def register(sub):
     p = sub.add_parser("reproduce", help="run the paper's whole study (both modes) and render its report",
                        description="Run the bundled paper spec (sgdlab/configs/paper.toml): 64-32-16-10 on digits, "
@@ -35,7 +29,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..study.spec import load_spec
+    from ..study.spec import load_spec, paper_spec_path
 
     overrides = {}
     if args.seeds is not None:

@@ -1,5 +1,5 @@
 """``sgdlab study SPEC --out DIR``: run every run of a TOML study spec into a SQLite store,
-then render the report (tables, figures, report.html)."""
+then render the report (tables, figures, report.html), through :mod:`sgdlab.workflow`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def add_run_args(p, default_engine="batched"):
     g.add_argument("--force", action="store_true",
                    help="delete the store already in --out (whatever study it holds) and start over")
     g.add_argument("--engine", choices=("batched", "single"), default=default_engine,
-                   help="batched: a group's runs trained together (falls back to single where not available); "
+                   help="batched: the runs that share a minibatch schedule trained together; "
                         "single: one network at a time (default: %(default)s)")
     g.add_argument("--backend", choices=("local", "dask"), default="local",
                    help="local processes (joblib) or a Dask cluster (default: local)")
@@ -52,18 +52,29 @@ def run(args) -> int:
 
 def run_and_report(spec, out: Path, args, resume_hint: str, resume_same: bool = False) -> int:
     """Run ``spec`` into ``out`` as the flags say, print a summary, then render the report."""
-    from ..study.runner import StudyInterrupted, execute
+    from ..study.runner import StudyInterrupted
+    from ..workflow import run_and_render
 
     try:
-        res = execute(spec, out, jobs=args.jobs, resume=args.resume, force=args.force, engine=args.engine,
-                      backend=args.backend, scheduler=args.scheduler, progress=not args.quiet,
-                      resume_same=resume_same)
+        _, done = run_and_render(spec, out, report=not args.no_report, on_stored=lambda res: _summary(spec, res),
+                                 jobs=args.jobs, resume=args.resume, force=args.force, engine=args.engine,
+                                 backend=args.backend, scheduler=args.scheduler, progress=not args.quiet,
+                                 resume_same=resume_same)
     except StudyInterrupted as e:
         r = e.run
         stored = sum(r.counts.values())
         print(f"sgdlab: interrupted: {stored} of {r.total} runs are stored in {r.store}; "
               f"resume with: {resume_hint}", file=sys.stderr)
         return 130
+    if done is None:
+        print(f"report not rendered (--no-report); render it with: sgdlab report {shlex.quote(str(out))}")
+    else:
+        print(done.answers_text())
+        print(f"report: {done.html}")
+    return 0
+
+
+def _summary(spec, res) -> None:
     stored = sum(res.counts.values())
     counts = ", ".join(f"{n} {s}" for s, n in res.counts.items() if n)
     if res.ran:
@@ -73,34 +84,7 @@ def run_and_report(spec, out: Path, args, resume_hint: str, resume_same: bool = 
         did = "nothing left to run"
     if res.already:
         did += f"; {res.already} were already stored"
-    print(f"study {spec.name}: {stored}/{res.total} runs in {res.store} ({counts or 'none'}); {did}")
-    if args.no_report:
-        print(f"report not rendered (--no-report); render it with: sgdlab report {shlex.quote(str(out))}")
-        return 0
-    return render_report(out)
-
-
-def render_report(out: Path) -> int:
-    """Call ``sgdlab.report.render(out)`` if the report package exists; say where it is."""
-    from ..errors import SgdlabError
-
-    try:
-        from ..report import render
-    except ImportError as e:  # the report package (or its render) is not in this sgdlab
-        if isinstance(e, ModuleNotFoundError) and e.name not in ("sgdlab.report",):
-            raise
-        print(f"report skipped: sgdlab.report is not available ({e})")
-        return 0
-    try:
-        html = render(Path(out))
-    except SgdlabError:
-        raise
-    except Exception:
-        print(f"sgdlab: error: rendering the report failed; the results are stored; retry with: "
-              f"sgdlab report {shlex.quote(str(out))}", file=sys.stderr)
-        raise
-    print(f"report: {html}")
-    return 0
+    print(f"study {spec.name}: {stored}/{res.total} runs in {res.store} ({counts or 'none'}); {did}", flush=True)
 
 
 def _duration(seconds: float) -> str:

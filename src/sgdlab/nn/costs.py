@@ -174,16 +174,22 @@ def output_delta(output: str, rule: str, activation, z, a, y):
     return activation.backward(z, a, RULES[rule].grad(a, y))
 
 
-def check_pairing(output: str, cost: str, ce_outside: str = "clip") -> None:
-    """Raise for output/cost pairs that are undefined (cce needs a softmax output) and for a
-    cross-entropy convention given to another cost."""
+def pairing_problem(output: str, cost: str, ce_outside: str = "clip") -> tuple[str, str] | None:
+    """What is wrong with an output/cost pair, as ``(key at fault, why)``, or None if it is valid.
+
+    The one statement of the rule: ``cce`` needs a softmax output, and a cross-entropy
+    convention other than ``clip`` applies to ``ce`` only."""
     if cost == "cce" and output != "softmax":
-        raise SgdlabError(
-            f"cost 'cce' needs a softmax output layer, not {output!r}; "
-            "use --output softmax, or cost 'ce' or 'mse'"
-        )
+        return "cost", f"'cce' needs a softmax output layer, not {output!r}; use output softmax, or cost 'ce' or 'mse'"
     if ce_outside not in CE_OUTSIDE:
-        raise SgdlabError(f"ce_outside: unknown value {ce_outside!r}; valid: {', '.join(CE_OUTSIDE)}")
+        return "ce_outside", f"unknown value {ce_outside!r}; valid: {', '.join(CE_OUTSIDE)}"
     if ce_outside != "clip" and cost != "ce":
-        raise SgdlabError(f"ce_outside {ce_outside!r} applies to cost 'ce' only, not {cost!r}; "
-                          "leave it at 'clip'")
+        return "ce_outside", f"{ce_outside!r} applies to cost 'ce' only, not {cost!r}; leave it at 'clip'"
+    return None
+
+
+def check_pairing(output: str, cost: str, ce_outside: str = "clip") -> None:
+    """Raise :class:`SgdlabError` where :func:`pairing_problem` finds one."""
+    problem = pairing_problem(output, cost, ce_outside)
+    if problem is not None:
+        raise SgdlabError(f"{problem[0]}: {problem[1]}")

@@ -114,3 +114,13 @@ def conventions_section(records: Sequence[RunRecord], paper: bool = True, sensit
              "Final validation accuracy over seeds at each convention's own selected lr.")
     table = Table(header, rows).markdown()
     return intro + "\n\n" + table + "\n\n" + "\n".join(f"- {s}" for s in sentences) + "\n"
+
+
+def section(ctx) -> list:
+    """The report section (:mod:`sgdlab.report.sections`): heading and Markdown, or nothing."""
+    from ..study.sensitivity import sensitive_cells
+    from .document import Heading, RawMarkdown
+
+    text = conventions_section(ctx.records, ref.is_paper_setting(ctx.spec),
+                               sensitive_cells(ctx.records, ctx.sensitivity), ctx.selections)
+    return [Heading(TITLE), RawMarkdown(text)] if text else []

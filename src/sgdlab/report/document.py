@@ -40,6 +40,7 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
     note: str = ""
+    sortable: bool = False  # in HTML: click a header to sort, type in a box to filter rows
 
     def markdown(self) -> str:
         def esc(s):
@@ -81,9 +82,27 @@ class RawMarkdown:
 
 
 @dataclass
+class Answers:
+    """The findings box that opens a report: one line (Markdown inline) per question."""
+
+    items: list[str]
+    note: str = ""
+
+
+@dataclass
+class Html:
+    """A block only a browser can show (``html``); ``markdown`` stands in for it in report.md."""
+
+    html: str
+    markdown: str = ""
+
+
+@dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
+    head: list[str] = field(default_factory=list)  # extra <style>/<script> text for the HTML <head>
+    tail: list[str] = field(default_factory=list)  # <script> elements run at the end of <body>
 
     def add(self, *blocks) -> None:
         self.blocks.extend(blocks)
@@ -111,6 +130,13 @@ def to_markdown(doc: Document, base: Path) -> str:
             if b.source:
                 out += [f"*From `{b.source}`:*", ""]
             out += [_demote_headings(b.text.strip()), ""]
+        elif isinstance(b, Answers):
+            out += ["## Answers", ""] + [f"- {item}" for item in b.items] + [""]
+            if b.note:
+                out += [f"*{b.note}*", ""]
+        elif isinstance(b, Html):
+            if b.markdown:
+                out += [b.markdown, ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -135,22 +161,41 @@ figure{margin:1em 0 1.6em;text-align:center}
 figure img{max-width:100%;height:auto;border:1px solid #e4e4e4}
 figcaption{font-size:.9em;color:#444;margin-top:.3em}
 .note{font-size:.85em;color:#555;font-style:italic}
+.answers{border:2px solid #2a6f97;background:#f2f8fb;border-radius:6px;padding:.2em 1.2em .6em;margin:1em 0 1.5em}
+.answers h2{margin-top:.5em;border:none}
+.answers li{margin:.35em 0}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th.sorted-asc::after{content:" ▲"}
+table.sortable th.sorted-desc::after{content:" ▼"}
+.flag{color:#a33}
 .scroll{overflow-x:auto}
 code{background:#f3f3f3;padding:0 .2em}
 nav ul{columns:2;font-size:.92em}
 """
 
 
+def _markdown_it():
+    """The CommonMark renderer with pipe tables; raw HTML in the source is escaped, not passed through."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+_MD = _markdown_it()
+
+
 def _inline(text: str) -> str:
-    s = html.escape(str(text))
-    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-    s = re.sub(r"(?<![*\w])\*([^*\s][^*]*?)\*(?![*\w])", r"<em>\1</em>", s)
-    s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-    return s
+    """One line of Markdown (``**bold**``, ``*em*``, `` `code` ``) as inline HTML."""
+    return _MD.renderInline(str(text))
 
 
 def _table_html(t: Table) -> str:
-    parts = ['<div class="scroll"><table>']
+    parts = []
+    if t.sortable:
+        parts.append('<p class="table-tools"><input type="search" class="table-filter" '
+                     'placeholder="filter rows (e.g. relu, paper, 0.1)"> <span class="table-count"></span> '
+                     '<span class="note">click a column header to sort</span></p>')
+    parts.append('<div class="scroll"><table class="sortable">' if t.sortable else '<div class="scroll"><table>')
     if t.caption:
         parts.append(f"<caption>{_inline(t.caption)}</caption>")
     parts.append("<thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
@@ -166,56 +211,27 @@ def data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
 
 
+def _offline(tokens) -> None:
+    """Drop images (their PNGs are embedded separately) and keep only the text of links, so
+    the page references nothing outside itself; demote headings under a level-2 section."""
+    for tok in tokens:
+        if tok.type in ("heading_open", "heading_close"):
+            tok.tag = f"h{min(6, int(tok.tag[1]) + 2)}"
+        if tok.children:
+            tok.children = [c for c in tok.children if c.type not in ("image", "link_open", "link_close")]
+
+
 def markdown_to_html(text: str) -> str:
-    """Enough Markdown for the tables and notes ``sgdlab compare`` writes: headings,
-    pipe tables, bullet lists, paragraphs. Images are dropped (their PNGs are embedded
-    separately); links keep their text only, so the page references nothing outside."""
-    lines = text.splitlines()
-    out, i = [], 0
-    while i < len(lines):
-        line = lines[i].rstrip()
-        if not line.strip():
-            i += 1
-            continue
-        m = re.match(r"^(#{1,6})\s+(.*)$", line)
-        if m:
-            level = min(6, len(m.group(1)) + 2)
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-            i += 1
-            continue
-        if line.lstrip().startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                block.append(lines[i].strip())
-                i += 1
-            rows = [[c.strip() for c in re.split(r"(?<!\\)\|", r.strip("|"))] for r in block]
-            rows = [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c) for c in r if c)]
-            if rows:
-                out.append(_table_html(Table(rows[0], rows[1:])))
-            continue
-        if re.match(r"^\s*[-*]\s+", line):
-            items = []
-            while i < len(lines) and re.match(r"^\s*[-*]\s+", lines[i]):
-                items.append(re.sub(r"^\s*[-*]\s+", "", lines[i]))
-                i += 1
-            out.append("<ul>" + "".join(f"<li>{_strip_links(it)}</li>" for it in items) + "</ul>")
-            continue
-        para = []
-        while i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith(("|", "#")):
-            para.append(lines[i].strip())
-            i += 1
-        out.append(f"<p>{_strip_links(' '.join(para))}</p>")
-    return "\n".join(out)
-
-
-def _strip_links(text: str) -> str:
-    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"", text)
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    return _inline(text)
+    """Markdown written by another tool (``sgdlab compare``) as HTML, rendered by markdown-it-py
+    (CommonMark plus pipe tables), offline: see :func:`_offline`."""
+    tokens = _MD.parse(text)
+    _offline(tokens)
+    out = _MD.renderer.render(tokens, _MD.options, {})
+    return out.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
 
 
 def to_html(doc: Document) -> str:
-    body, toc = [], []
+    body, toc, lead = [], [], 0
     for b in doc.blocks:
         if isinstance(b, Heading):
             anchor = b.anchor or re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-")
@@ -235,7 +251,16 @@ def to_html(doc: Document) -> str:
             if b.source:
                 body.append(f'<p class="note">From <code>{html.escape(b.source)}</code>:</p>')
             body.append(markdown_to_html(b.text))
+        elif isinstance(b, Answers):
+            lead += 1 if len(body) == lead else 0
+            note = f'<p class="note">{_inline(b.note)}</p>' if b.note else ""
+            body.append('<section class="answers" id="answers"><h2>Answers</h2><ul>'
+                        + "".join(f"<li>{_inline(it)}</li>" for it in b.items) + f"</ul>{note}</section>")
+        elif isinstance(b, Html):
+            body.append(b.html)
     nav = f"<nav><ul>{''.join(toc)}</ul></nav>" if toc else ""
+    body.insert(lead, nav)  # the contents come after the answers box
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(doc.title)}</title><style>{CSS}</style></head>\n<body>\n"
-            f"<h1>{html.escape(doc.title)}</h1>\n{nav}\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<title>{html.escape(doc.title)}</title><style>{CSS}</style>{''.join(doc.head)}</head>\n<body>\n"
+            f"<h1>{html.escape(doc.title)}</h1>\n" + "\n".join(body) + "\n" + "".join(doc.tail)
+            + "\n</body></html>\n")

@@ -169,47 +169,54 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in str(text))
 
 
-def paper_figure_number(cost: str, activation: str, output_setting: str) -> int | None:
-    if output_setting != "same" or cost not in ("ce", "mse") or activation not in ("sigmoid", "tanh", "relu"):
-        return None
-    return 6 + 3 * ("ce", "mse").index(cost) + ("sigmoid", "tanh", "relu").index(activation)
-
-
-def accuracy_curves(records: Sequence[RunRecord], key: tuple, activation: str, sels: Sequence[Selection],
+def curves_per_mode(records: Sequence[RunRecord], mode: str, sels: Sequence[Selection], settings: dict,
                     directory: Path, paper_setting: bool) -> Figure:
-    """Validation accuracy per epoch for one (mode, cost, output, activation): one curve per
-    init at its own selected lr, mean over seeds with a min–max band (paper Figs. 6-11)."""
-    mode, cost, output, momentum, l2 = key
-    fig, axes = _new(6.4, 3.9)
-    ax = axes[0, 0]
-    for sel in sorted(sels, key=lambda s: _order(s.cell.init, INIT_ORDER)):
-        cv = curve(records, sel.cell, sel.lr)
-        if cv.values.size == 0:
-            continue
-        color = INIT_COLORS.get(sel.cell.init)
-        n = cv.values.shape[0]
-        div = f", {cv.n_diverged} diverged" if cv.n_diverged else ""
-        label = f"{sel.cell.init}, lr {sel.lr:g} ({n} seed{'s' * (n != 1)}{div})"
-        mean = 100 * cv.mean
-        ax.plot(cv.epochs, mean, color=color, label=label, linewidth=1.8)
-        if n > 1:
-            ax.fill_between(cv.epochs, 100 * cv.low, 100 * cv.high, color=color, alpha=0.2, linewidth=0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=True, framealpha=0.85, fontsize=8, loc="best")
-    out = "output = hidden" if output == "same" else f"{output} output"
-    extra = (f", momentum {momentum:g}" if momentum else "") + (f", l2 {l2:g}" if l2 else "")
-    ax.set_title(f"{mode} mode: {cost}, {activation} hidden, {out}{extra}", fontsize=10)
-    fig_no = paper_figure_number(cost, activation, output) if paper_setting else None
-    cf = f" (cf. paper Fig. {fig_no})" if fig_no else ""
-    name = f"curves_{_slug(mode)}_{cost}_{_slug(output)}_{activation}"
-    name += (f"_m{momentum:g}" if momentum else "") + (f"_l2-{l2:g}" if l2 else "")
-    return save(fig, directory, name,
-                f"{mode} mode, cost {cost}, {activation} hidden, {out}{extra}: validation accuracy per epoch, "
-                f"each initialisation at its selected lr; line = mean over seeds, band = min–max{cf}.")
+    """Small multiples for one mode: a panel per (cost, output setting, momentum, l2) row and
+    hidden-activation column; in each, one line per init at its own selected lr (mean over
+    seeds, band min–max). A cell where no lr learns is drawn dashed and labelled at chance."""
+    def row_of(s):
+        return (s.cell.cost, s.cell.ce_outside, settings.get(s.cell, s.cell.output), s.cell.momentum, s.cell.l2)
+
+    rows = sorted({row_of(s) for s in sels},
+                  key=lambda k: (_order(k[0], ("ce", "mse", "cce")), k[1] != "clip", k[1], str(k[2]), k[3], k[4]))
+    acts = sorted({s.cell.activation for s in sels}, key=lambda a: _order(a, tuple(ACT_COLORS)))
+    fig, axes = _new(2.9 * len(acts) + 0.4, 2.3 * len(rows) + 0.5, ncols=len(acts), nrows=len(rows))
+    for i, key in enumerate(rows):
+        for j, act in enumerate(acts):
+            ax = axes[i, j]
+            panel = [s for s in sels if row_of(s) == key and s.cell.activation == act]
+            for sel in sorted(panel, key=lambda s: _order(s.cell.init, INIT_ORDER)):
+                cv = curve(records, sel.cell, sel.lr)
+                if cv.values.size == 0:
+                    continue
+                color = INIT_COLORS.get(sel.cell.init)
+                dead = sel.all_at_chance
+                label = f"{sel.cell.init}: " + ("at chance at every lr" if dead else f"lr {sel.lr:g}")
+                ax.plot(cv.epochs, 100 * cv.mean, color=color, label=label, linewidth=1.5,
+                        linestyle="--" if dead else "-")
+                if cv.values.shape[0] > 1:
+                    ax.fill_between(cv.epochs, 100 * cv.low, 100 * cv.high, color=color, alpha=0.18, linewidth=0)
+            cost, ce_out, out, mom, l2 = key
+            cost = cost if ce_out == "clip" else f"{cost} ({ce_out})"
+            out_text = "out = hidden" if out == "same" else f"{out} out"
+            extra = (f", m {mom:g}" if mom else "") + (f", l2 {l2:g}" if l2 else "")
+            ax.set_title(f"{cost}, {act} hidden, {out_text}{extra}", fontsize=8)
+            ax.set_ylim(0, 100)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if panel:
+                ax.legend(fontsize=6, loc="lower right", framealpha=0.8)
+            if i == len(rows) - 1:
+                ax.set_xlabel("epoch", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("val. accuracy (%)", fontsize=8)
+    fig.suptitle(f"{mode} mode: validation accuracy per epoch at each cell's selected lr", fontsize=10)
+    cf = " In paper mode the panels of ce and mse are the paper's Figs. 6-11." if paper_setting and mode == "paper" else ""
+    return save(fig, directory, f"curves_{_slug(mode)}",
+                f"{mode} mode: validation accuracy per epoch, one panel per cost/output and hidden activation, one "
+                f"line per initialisation at its selected lr (mean over seeds; band = min–max; dashed: no lr "
+                f"learns).{cf}")
 
 
 def lr_heatmap(mode: str, summaries: Sequence[CellSummary], selections: Sequence[Selection],
@@ -232,13 +239,14 @@ def lr_heatmap(mode: str, summaries: Sequence[CellSummary], selections: Sequence
             if np.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if grid[i, j] < 60 else "black")
-    chosen = {s.cell: s.lr for s in selections}
+    chosen = {s.cell: s.lr for s in selections if not s.all_at_chance}  # no box where no lr learns
     for i, c in enumerate(cells):
         if chosen.get(c) in lrs:
             j = lrs.index(chosen[c])
             ax.add_patch(_rect(j, i))
     ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
-    ax.set_yticks(range(len(cells)), [f"{c.cost} · {c.activation}/{c.output} · {c.init}"
+    dead = {s.cell for s in selections if s.all_at_chance}
+    ax.set_yticks(range(len(cells)), [("(chance) " if c in dead else "") + f"{c.cost} · {c.activation}/{c.output} · {c.init}"
                                       + (f" · m{c.momentum:g}" if c.momentum else "")
                                       + (f" · l2 {c.l2:g}" if c.l2 else "") for c in cells], fontsize=8)
     ax.set_xlabel("learning rate")
@@ -246,7 +254,8 @@ def lr_heatmap(mode: str, summaries: Sequence[CellSummary], selections: Sequence
     fig.colorbar(im, ax=ax, shrink=0.8)
     return save(fig, directory, f"lr_heatmap_{_slug(mode)}",
                 f"{mode} mode: learning-rate sensitivity, mean final validation accuracy (%) over seeds for "
-                "every cell (hidden/output activation) and lr; the box marks the selected lr.")
+                "every cell (hidden/output activation) and lr; the box marks the selected lr; cells marked "
+                "(chance) learn at no lr and have none.")
 
 
 def _rect(j, i):

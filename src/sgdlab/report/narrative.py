@@ -2,8 +2,9 @@
 
 Thresholds used by the wording (stated in the report): a cell *fails* when its mean
 validation accuracy at the selected lr is below :data:`FAIL` and *works* at or above
-:data:`WORKS`. Two cells differ *clearly* when their 95 % intervals do not overlap (with
-one seed per cell there is no interval, and only the means are compared).
+:data:`WORKS`. Two cells differ *clearly* when the paired t-test over their common seeds
+(validation accuracy at each one's selected lr) gives p < 0.05 after Holm's correction over
+the pairs one sentence counts; fewer than two common seeds never differ clearly.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Sequence
 
 from ..study.analysis import CellSummary, Selection, best_selection, modes
 from ..study.records import RunRecord
+from ..study.paired import Paired, paired, with_holm
 from .tables import Comparison, lr_text, pct
 
 FAIL = 0.5
@@ -30,16 +32,17 @@ def _val(sel: Selection) -> str:
     return f"{pct(sel.best.val.mean)} ± {pct(sel.best.val.std)} %"
 
 
-def _clearly(a: Selection, b: Selection) -> int:
-    """+1 if a is clearly better than b, -1 if clearly worse, 0 if the intervals overlap."""
-    va, vb = a.best.val, b.best.val
-    if va.ci is None or vb.ci is None:
-        return (va.mean > vb.mean) - (va.mean < vb.mean)
-    if va.ci[0] > vb.ci[1]:
-        return 1
-    if va.ci[1] < vb.ci[0]:
-        return -1
-    return 0
+def _clearly(a: Selection, b: Selection) -> Paired:
+    """Paired comparison of a and b over their common seeds (validation, selected lr)."""
+    xa, xb = dict(a.best.val_runs), dict(b.best.val_runs)
+    seeds = sorted(set(xa) & set(xb))
+    return paired([xa[s] for s in seeds], [xb[s] for s in seeds])
+
+
+def _signs(pairs) -> list[int]:
+    """+1 / -1 / 0 per (a, b) pair: a clearly better / worse / neither, Holm over the pairs."""
+    results = with_holm([_clearly(a, b) for a, b in pairs])
+    return [(r.mean > 0) - (r.mean < 0) if r.significant() else 0 for r in results]
 
 
 def overview(records: Sequence[RunRecord], summaries: Sequence[CellSummary], selections: Sequence[Selection]) -> str:
@@ -63,12 +66,30 @@ def overview(records: Sequence[RunRecord], summaries: Sequence[CellSummary], sel
 def best_per_mode(selections: Sequence[Selection]) -> list[str]:
     out = []
     for mode in modes(s.cell for s in selections):
-        best = best_selection(selections, mode)
+        best = best_selection([s for s in selections if not s.all_at_chance], mode)
         if best is None:
             continue
         b = best.best
         out.append(f"In {mode} mode the best cell is {_cell_words(best)} at lr {lr_text(best.lr)}: validation "
                    f"{_val(best)}, test {pct(b.test.mean)} ± {pct(b.test.std)} % over {b.n} runs.")
+    return out
+
+
+def flags(selections: Sequence[Selection]) -> list[str]:
+    """Cells where no lr learns, and selected lrs at the edge of the grid."""
+    out = []
+    dead = [s for s in selections if s.all_at_chance]
+    if dead:
+        out.append(f"{len(dead)} cell{'s' * (len(dead) != 1)} learn{'s' * (len(dead) == 1)} at no lr tried (at "
+                   "chance at every lr), so no lr is selected for them: "
+                   + "; ".join(f"{s.cell.mode}: {_cell_words(s)} (best {_val(s)})" for s in dead) + ".")
+    for edge in ("largest", "smallest"):
+        group = [s for s in selections if s.edge == edge]
+        if group:
+            lr = lr_text(group[0].lr) if len({s.lr for s in group}) == 1 else "the end of its grid"
+            out.append(f"{len(group)} cell{'s' * (len(group) != 1)} {'are' if len(group) != 1 else 'is'} best at "
+                       f"the {edge} lr tried ({lr}): the optimum may lie beyond — "
+                       + "; ".join(f"{s.cell.mode}: {_cell_words(s)}" for s in group) + ".")
     return out
 
 
@@ -121,8 +142,9 @@ def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Select
     if not pairs:
         return []
     only_output = [(p, s) for p, s in pairs if p.best.val.mean < FAIL and s.best.val.mean >= WORKS]
-    better = [(p, s) for p, s in pairs if (p, s) not in only_output and _clearly(s, p) > 0]
-    worse = [(p, s) for p, s in pairs if _clearly(s, p) < 0]
+    signs = _signs([(s, p) for p, s in pairs])
+    better = [(p, s) for (p, s), g in zip(pairs, signs) if (p, s) not in only_output and g > 0]
+    worse = [(p, s) for (p, s), g in zip(pairs, signs) if g < 0]
     out = []
     if only_output:
         out.append(f"{len(only_output)} of the {len(pairs)} paper-mode combinations with a non-sigmoid output fail "
@@ -157,8 +179,9 @@ def softmax_vs_sigmoid(selections: Sequence[Selection]) -> list[str]:
             rows.append((s, match[0]))
     if not rows:
         return []
-    wins = sum(_clearly(s, t) > 0 for s, t in rows)
-    losses = sum(_clearly(s, t) < 0 for s, t in rows)
+    signs = _signs(rows)
+    wins = sum(g > 0 for g in signs)
+    losses = sum(g < 0 for g in signs)
     diffs = [s.best.val.mean - t.best.val.mean for s, t in rows]
     return [f"Softmax + categorical cross-entropy against a sigmoid output + binary cross-entropy (same hidden "
             f"activation and init, {len(rows)} pair{'s' * (len(rows) != 1)}): clearly better in {wins}, clearly worse in {losses}, "
@@ -180,8 +203,9 @@ def init_effect(selections: Sequence[Selection]) -> list[str]:
                 pairs.append((x, g[0]))
         if not pairs:
             continue
-        xw = sum(_clearly(x, g) > 0 for x, g in pairs)
-        gw = sum(_clearly(x, g) < 0 for x, g in pairs)
+        signs = _signs(pairs)
+        xw = sum(g > 0 for g in signs)
+        gw = sum(g < 0 for g in signs)
         diffs = [x.best.val.mean - g.best.val.mean for x, g in pairs]
         big = max(pairs, key=lambda p: abs(p[0].best.val.mean - p[1].best.val.mean))
         out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier clearly better in {xw}, "

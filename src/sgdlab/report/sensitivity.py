@@ -68,3 +68,11 @@ def sensitivity_section(records: Sequence[RunRecord], rows: dict[str, dict] | No
     header = ["cell", "lr", "run retrained", "engine", "cell val % (mean)", "stored run val %",
               "perturbed val %", "test predictions changed", "rounding-sensitive"]
     return intro + "\n\n" + verdict + "\n\n" + Table(header, table).markdown() + "\n"
+
+
+def section(ctx) -> list:
+    """The report section (:mod:`sgdlab.report.sections`): heading and Markdown, or nothing."""
+    from .document import Heading, RawMarkdown
+
+    text = sensitivity_section(ctx.records, ctx.sensitivity, ctx.selections)
+    return [Heading(TITLE), RawMarkdown(text)] if text else []

@@ -63,17 +63,18 @@ def mode_title(mode: str) -> str:
             "corrected": "corrected mode (sigmoid or softmax output)"}.get(mode, f"mode {mode}")
 
 
-def group_title(key: tuple) -> str:
-    mode, cost, output, momentum, l2 = key
-    table = ref.TABLE_OF_COST.get(cost) if output == "same" or cost in ("ce", "mse") else None
+def group_title(key: tuple, paper: bool = True) -> str:
+    mode, cost, output, momentum, l2, ce_outside = key
+    table = ref.TABLE_OF_COST.get(cost) if paper and (output == "same" or cost in ("ce", "mse")) else None
     out = "output = hidden activation" if output == "same" else f"{output} output"
     extra = (f", momentum {momentum:g}" if momentum else "") + (f", l2 {l2:g}" if l2 else "")
-    layout = f"{table} layout, " if table else ""
+    extra += f", ce_outside {ce_outside}" if ce_outside != "clip" else ""
+    layout = f"{table} layout, " if table and ce_outside == "clip" else ""
     return f"{layout}{mode} mode, cost {cost}, {out}{extra}"
 
 
 def group_name(key: tuple, keys: Sequence[tuple]) -> str:
-    mode, cost, output, momentum, l2 = key
+    mode, cost, output, momentum, l2, ce_outside = key
     base = {"ce": "table2_ce", "mse": "table3_mse"}.get(cost, f"table_{cost}")
     name = f"{base}_{mode}"
     same_cost = [k for k in keys if k[0] == mode and k[1] == cost]
@@ -83,6 +84,8 @@ def group_name(key: tuple, keys: Sequence[tuple]) -> str:
         name += f"_m{momentum:g}"
     if l2:
         name += f"_l2-{l2:g}"
+    if ce_outside != "clip":
+        name += f"_ce-{ce_outside}"
     return name
 
 
@@ -120,10 +123,21 @@ def stat_cell(s: CellSummary, ci: bool = True) -> str:
     return s.val.format(ci=ci)
 
 
+def edge_text(sel: Selection) -> str:
+    """The flag of a selected lr at the end of the grid ("" inside it)."""
+    if sel.edge == "largest":
+        return " ⚠ best at the largest lr tried: the optimum may lie beyond"
+    if sel.edge == "smallest":
+        return " ⚠ best at the smallest lr tried: the optimum may lie below"
+    return ""
+
+
 def selection_text(sel: Selection) -> str:
     b = sel.best
+    if sel.all_at_chance:
+        return f"at chance at every lr (best val {pct(b.val.mean)} %): no lr learns"
     div = f"; {b.n_diverged}/{b.n_runs} diverged" if b.n_diverged else ""
-    return f"val {b.val.format()}; test {b.test.format(ci=False)}; lr {lr_text(b.lr)}{div}"
+    return f"val {b.val.format()}; test {b.test.format(ci=False)}; lr {lr_text(b.lr)}{div}{edge_text(sel)}"
 
 
 def _stat_csv(prefix: str, st: Stat) -> list[str]:
@@ -133,14 +147,15 @@ def _stat_csv(prefix: str, st: Stat) -> list[str]:
 
 
 def selected_tables(selections: Sequence[Selection], settings: dict[Cell, str],
-                    diverged: str = "zero") -> list[TableFile]:
+                    diverged: str = "zero", paper: bool = True) -> list[TableFile]:
     """The paper's Tables 2 (ce) and 3 (mse) layout, one per mode (and per other cost or
     output setting): init rows, hidden-activation columns, validation accuracy (%) at the
     selected lr as mean ± std [95 % CI], test accuracy alongside, the selected lr."""
     groups = table_groups(selections, settings)
     keys = list(groups)
     out = []
-    csv_header = ["mode", "cost", "output", "init", "activation", "momentum", "l2", "lr", "n", "n_diverged",
+    csv_header = ["mode", "cost", "output", "init", "activation", "momentum", "l2", "lr", "all_at_chance", "lr_edge",
+                  "n", "n_diverged",
                   "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max",
                   "test_mean", "test_std", "test_ci_low", "test_ci_high", "test_min", "test_max"]
     for key, sels in groups.items():
@@ -156,10 +171,10 @@ def selected_tables(selections: Sequence[Selection], settings: dict[Cell, str],
                 if s:
                     b = s.best
                     crows.append([key[0], key[1], s.cell.output, init, act, num(key[3]), num(key[4]),
-                                  num(b.lr), str(b.n), str(b.n_diverged),
+                                  num(b.lr), num(s.all_at_chance), s.edge or "", str(b.n), str(b.n_diverged),
                                   *_stat_csv("val", b.val), *_stat_csv("test", b.test)])
             rows.append(row)
-        title = group_title(key)
+        title = group_title(key, paper)
         note = ("Accuracy in %: mean ± sample std over seeds [95 % t confidence interval of the mean] "
                 "of the final-epoch validation accuracy at the lr with the best mean validation accuracy; "
                 f"test accuracy at that lr; {policy_note(diverged)}.")
@@ -175,6 +190,7 @@ def selected_tables(selections: Sequence[Selection], settings: dict[Cell, str],
 def grid_table(summaries: Sequence[CellSummary], selections: Sequence[Selection],
                diverged: str = "zero") -> TableFile:
     rows = grid_rows(summaries, selections)
+    by_cell = {sel.cell: sel for sel in selections}
     md_header = ["mode", "cost", "hidden", "output", "init", "lr", "sel", "runs", "diverged", "failed",
                  "val % mean ± std [95 % CI]", "test % mean ± std [95 % CI]"]
     extra = any(r["momentum"] or r["l2"] for r in rows)
@@ -184,7 +200,7 @@ def grid_table(summaries: Sequence[CellSummary], selections: Sequence[Selection]
     for r, s in zip(rows, summaries):
         cost = r["cost"] if r["ce_outside"] == "clip" else f"{r['cost']} ({r['ce_outside']})"
         row = [r["mode"], cost, r["activation"], r["output"], r["init"], lr_text(r["lr"]),
-               "✔" if r["selected"] else "", str(r["n_runs"]), str(r["n_diverged"]), str(r["n_failed"]),
+               sel_mark(r, by_cell.get(s.cell)), str(r["n_runs"]), str(r["n_diverged"]), str(r["n_failed"]),
                s.val.format(), s.test.format()]
         if extra:
             row[5:5] = [f"{r['momentum']:g}", f"{r['l2']:g}"]
@@ -192,8 +208,17 @@ def grid_table(summaries: Sequence[CellSummary], selections: Sequence[Selection]
     csv_rows = [[num(r[c]) if not isinstance(r[c], str) else r[c] for c in GRID_COLUMNS] for r in rows]
     return TableFile("grid", "Full grid: every cell at every learning rate",
                      Table(md_header, md_rows, note=f"Final-epoch accuracy over seeds; {policy_note(diverged)}; "
-                           "✔ marks the lr selected on validation."),
+                           "✔ marks the lr selected on validation (⚠: at the edge of the grid); 'chance' marks a "
+                           "cell where no lr learns."),
                      Table(list(GRID_COLUMNS), csv_rows))
+
+
+def sel_mark(row: dict, sel: Selection | None) -> str:
+    if sel is not None and sel.all_at_chance:
+        return "chance"
+    if not row["selected"]:
+        return ""
+    return "✔ ⚠" if sel is not None and sel.edge else "✔"
 
 
 def diverged_table(selections: Sequence[Selection], diverged: str = "zero") -> TableFile:
@@ -204,7 +229,8 @@ def diverged_table(selections: Sequence[Selection], diverged: str = "zero") -> T
         per_lr = ", ".join(f"{lr_text(c.lr)}: {c.n_diverged}/{c.n_runs}" for c in sel.candidates if c.n_diverged)
         epochs = sorted(e for c in sel.candidates for e in c.diverged_epochs)
         ep = f"{min(epochs)}–{max(epochs)}" if epochs else ""
-        rows.append([sel.cell.label(), str(sel.n_runs), str(sel.n_diverged), per_lr or "none", ep])
+        if sel.n_diverged:  # the Markdown table lists only cells with a diverged run; the CSV every cell
+            rows.append([sel.cell.label(), str(sel.n_runs), str(sel.n_diverged), per_lr, ep])
         for c in sel.candidates:
             crows.append([sel.cell.mode, sel.cell.cost, sel.cell.activation, sel.cell.output, sel.cell.init,
                           num(sel.cell.momentum), num(sel.cell.l2), num(c.lr), str(c.n_runs), str(c.n_diverged),

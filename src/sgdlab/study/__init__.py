@@ -1,12 +1,13 @@
 """Studies: spec, grid expansion, runner, store, analysis.
 
-The public entry points are :func:`run_study` and :func:`open_study` (see ``docs/study.md``).
+The public entry point here is :func:`open_study`; :func:`sgdlab.run_study` (in
+:mod:`sgdlab.workflow`) runs a spec and renders its report (see ``docs/study.md``).
 """
 
-from .api import StudyResults, open_study, run_study
+from .api import StudyResults, open_study
 from .records import Cell, RunRecord, run_key
 from .spec import StudySpec, load_spec, parse_spec
 from .store import Store
 
-__all__ = ["StudyResults", "open_study", "run_study", "Cell", "RunRecord", "run_key", "StudySpec",
+__all__ = ["StudyResults", "open_study", "Cell", "RunRecord", "run_key", "StudySpec",
            "load_spec", "parse_spec", "Store"]

@@ -21,8 +21,8 @@ Diverged runs
 
 Statistics
     Mean, sample standard deviation (``ddof=1``; 0 for one run) and a 95 % confidence
-    interval for the mean, ``mean +- t_{0.975, n-1} * std / sqrt(n)``, with the Student t
-    quantile computed here (no scipy), clipped to [0, 1]; one run gives no interval.
+    interval for the mean, ``mean +- t_{0.975, n-1} * std / sqrt(n)`` (the Student t
+    quantile from ``scipy.stats``), clipped to [0, 1]; one run gives no interval.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+from scipy import stats
 
 from ..errors import SgdlabError
 from .records import Cell, RunRecord
@@ -43,59 +44,15 @@ INIT_ORDER = ("xavier", "gaussian", "glorot", "he")
 COST_ORDER = ("ce", "mse", "cce")
 MODE_ORDER = ("paper", "corrected")
 
+#: "at chance": mean accuracy at most this far above the majority-class rate (fraction)
+CHANCE_MARGIN = 0.05
+
 
 # --------------------------------------------------------------------------- Student t
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    ln = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(ln)
-    if x < (a + 1) / (a + b + 2):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """Student t cumulative distribution, P(T <= t) with ``df`` degrees of freedom."""
-    x = df / (df + t * t)
-    tail = 0.5 * _betainc(df / 2.0, 0.5, x)
-    return 1.0 - tail if t >= 0 else tail
-
-
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on :func:`t_cdf`).
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf``).
 
     ``t_quantile(0.975, 4)`` is 2.776..., the factor of a 95 % interval from 5 seeds.
     """
@@ -103,22 +60,30 @@ def t_quantile(p: float, df: float) -> float:
         raise ValueError(f"p must be in (0, 1), got {p!r}")
     if df <= 0:
         raise ValueError(f"df must be > 0, got {df!r}")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    return float(stats.t.ppf(p, df))
+
+
+# --------------------------------------------------------------------------- chance
+
+
+def majority_rate(labels: Sequence[int]) -> float:
+    """The accuracy of always predicting the most frequent class of ``labels`` (fraction)."""
+    y = np.asarray(labels)
+    if y.size == 0:
+        raise SgdlabError("majority_rate: no labels")
+    return float(np.unique(y, return_counts=True)[1].max() / y.size)
+
+
+def at_chance(accuracy: float, chance: float | None, margin: float = CHANCE_MARGIN) -> bool:
+    """The one rule for "learns nothing": ``accuracy <= chance + margin``.
+
+    ``chance`` is the majority-class rate of the split the accuracy is measured on
+    (:func:`majority_rate`); below it counts too (a diverged run's 0). With ``chance`` None
+    (the data could not be loaded) nothing is called at chance.
+    """
+    if chance is None or accuracy is None or not math.isfinite(accuracy):
+        return False
+    return accuracy <= chance + margin + 1e-12
 
 
 # --------------------------------------------------------------------------- records
@@ -215,6 +180,7 @@ class CellSummary:
     val: Stat  # final validation accuracy over the counted (non-failed) runs
     test: Stat  # final test accuracy over the same runs
     diverged_epochs: tuple[int, ...] = ()
+    val_runs: tuple[tuple[int, float], ...] = ()  # (seed, counted final validation accuracy)
 
     @property
     def n(self) -> int:
@@ -229,10 +195,25 @@ class Selection:
     cell: Cell
     best: CellSummary
     candidates: tuple[CellSummary, ...]  # ascending lr
+    all_at_chance: bool = False  # no lr learns: every lr's mean validation accuracy is at chance
 
     @property
     def lr(self) -> float:
         return self.best.lr
+
+    @property
+    def edge(self) -> str | None:
+        """``"largest"`` or ``"smallest"`` when the selected lr is at that end of the lrs tried
+        (of two or more): the optimum may lie beyond the grid. None inside the grid, or when
+        no lr learns (then the pick is a tie-break among failures, not a finding)."""
+        lrs = [c.lr for c in self.candidates if c.val.n > 0]
+        if len(lrs) < 2 or self.all_at_chance:
+            return None
+        if self.lr == max(lrs):
+            return "largest"
+        if self.lr == min(lrs):
+            return "smallest"
+        return None
 
     @property
     def n_diverged(self) -> int:
@@ -279,6 +260,7 @@ def summarize_cells(records: Iterable[RunRecord], diverged: str = "zero") -> lis
             val=summarize([v for v in val if v is not None]),
             test=summarize([v for v in test if v is not None]),
             diverged_epochs=tuple(r.history.diverged_epoch or 0 for r in rs if r.status == "diverged"),
+            val_runs=tuple((r.config.seed, v) for r, v in zip(counted, val) if v is not None),
         ))
     out.sort(key=lambda s: (cell_sort_key(s.cell), s.lr))
     return out
@@ -290,10 +272,12 @@ def _rank(s: CellSummary) -> tuple:
     return (round(s.val.mean, 12), -s.n_diverged, -s.lr)
 
 
-def select(summaries: Iterable[CellSummary]) -> list[Selection]:
+def select(summaries: Iterable[CellSummary], chance: float | None = None) -> list[Selection]:
     """Per cell, the lr with the best mean final validation accuracy (see the module docstring).
 
-    Cells whose runs all failed (no value) get no selection.
+    Cells whose runs all failed (no value) get no selection. With ``chance`` (the validation
+    set's majority-class rate) a cell whose every lr is :func:`at_chance` is marked
+    ``all_at_chance``.
     """
     by_cell: dict[Cell, list[CellSummary]] = {}
     for s in summaries:
@@ -304,20 +288,22 @@ def select(summaries: Iterable[CellSummary]) -> list[Selection]:
         valid = [s for s in cands if s.val.n > 0]
         if not valid:
             continue
-        out.append(Selection(cell, max(valid, key=_rank), tuple(cands)))
+        dead = chance is not None and all(at_chance(s.val.mean, chance) for s in valid)
+        out.append(Selection(cell, max(valid, key=_rank), tuple(cands), dead))
     out.sort(key=lambda sel: cell_sort_key(sel.cell))
     return out
 
 
-def select_records(records: Sequence[RunRecord], diverged: str = "zero") -> list[Selection]:
+def select_records(records: Sequence[RunRecord], diverged: str = "zero",
+                   chance: float | None = None) -> list[Selection]:
     """:func:`summarize_cells` then :func:`select`."""
-    return select(summarize_cells(records, diverged))
+    return select(summarize_cells(records, diverged), chance)
 
 
 GRID_COLUMNS = ("mode", "cost", "ce_outside", "activation", "output", "init", "momentum", "l2", "lr", "selected",
                 "n_runs", "n_diverged", "n_failed",
                 "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max",
-                "test_mean", "test_std", "test_ci_low", "test_ci_high")
+                "test_mean", "test_std", "test_ci_low", "test_ci_high", "cell_all_at_chance", "lr_edge")
 
 
 def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] | None = None) -> list[dict]:
@@ -329,6 +315,7 @@ def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] 
     if selections is None:
         selections = select(summaries)
     chosen = {(sel.cell, sel.lr) for sel in selections}
+    by_cell = {sel.cell: sel for sel in selections}
     rows = []
     for s in summaries:
         c = s.cell
@@ -342,6 +329,8 @@ def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] 
             "val_min": s.val.min, "val_max": s.val.max,
             "test_mean": s.test.mean, "test_std": s.test.std,
             "test_ci_low": tci[0] if tci else None, "test_ci_high": tci[1] if tci else None,
+            "cell_all_at_chance": bool(by_cell[c].all_at_chance) if c in by_cell else False,
+            "lr_edge": (by_cell[c].edge or "") if (c, s.lr) in chosen else "",
         })
     return rows
 
@@ -443,11 +432,12 @@ def output_settings(records: Iterable[RunRecord]) -> dict[Cell, str]:
 
 def table_groups(selections: Sequence[Selection], settings: dict[Cell, str]) -> dict[tuple, list[Selection]]:
     """Selections grouped as the paper's Tables 2-3: per (mode, cost, output setting,
-    momentum, l2), one table whose rows are inits and columns hidden activations."""
+    momentum, l2, ce_outside), one table whose rows are inits and columns hidden activations."""
     groups: dict[tuple, list[Selection]] = {}
     for sel in selections:
         c = sel.cell
-        key = (c.mode, c.cost, settings.get(c, c.output), c.momentum, c.l2)
+        key = (c.mode, c.cost, settings.get(c, c.output), c.momentum, c.l2, c.ce_outside)
         groups.setdefault(key, []).append(sel)
     return dict(sorted(groups.items(), key=lambda kv: (_order(kv[0][0], MODE_ORDER), _order(kv[0][1], COST_ORDER),
-                                                     str(kv[0][2]), kv[0][3], kv[0][4])))
+                                                     str(kv[0][2]), kv[0][3], kv[0][4],
+                                                     kv[0][5] != "clip", kv[0][5])))

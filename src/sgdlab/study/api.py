@@ -1,4 +1,5 @@
-"""The Python API for notebooks: run a spec, open a finished study, get plain records.
+"""The Python API for notebooks: open a finished study, get plain records (running one is
+:func:`sgdlab.run_study`, in :mod:`sgdlab.workflow`, which also renders the report).
 
 >>> from sgdlab import run_study, open_study             # doctest: +SKIP
 >>> res = run_study("my.toml", out="results/my", jobs=2)  # doctest: +SKIP
@@ -74,7 +75,8 @@ def open_study(directory) -> StudyResults:
         return StudyResults(path.parent, st.spec(), st.records())
 
 
-def _as_spec(spec_or_path) -> StudySpec:
+def as_spec(spec_or_path) -> StudySpec:
+    """A :class:`StudySpec` from a path, TOML text, a dict (parsed TOML) or a StudySpec."""
     if isinstance(spec_or_path, StudySpec):
         return spec_or_path
     if isinstance(spec_or_path, dict):
@@ -84,41 +86,3 @@ def _as_spec(spec_or_path) -> StudySpec:
     if isinstance(spec_or_path, str) and "\n" in spec_or_path:
         return parse_spec(spec_or_path, source="spec")
     return load_spec(spec_or_path)
-
-
-def run_study(spec_or_path, out, jobs: int | None = None, resume: bool = False, engine: str = "batched",
-              backend: str = "local", progress: bool = True, *, force: bool = False,
-              scheduler: str | None = None, report: bool = False) -> StudyResults:
-    """Run a study and return its results.
-
-    Parameters
-    ----------
-    spec_or_path : path, TOML text, dict or StudySpec
-        The study (see ``docs/study.md`` for the format); a dict is the parsed TOML.
-    out : path
-        The study folder; its ``results.sqlite`` is created (or resumed).
-    jobs : int, optional
-        Local processes (default: all cores); results do not depend on it.
-    resume : bool
-        Continue a study already in ``out`` (same spec), skipping its finished runs.
-    engine : {"batched", "single"}
-        ``batched`` falls back to ``single`` (with a warning) where it is not available.
-    backend : {"local", "dask"}
-        ``dask`` needs ``scheduler`` (``tcp://HOST:PORT``) or ``SGDLAB_DASK_SCHEDULER``.
-    progress : bool
-        Show a progress bar (terminal) or periodic lines (otherwise) on stderr.
-    force : bool
-        Delete a store already in ``out`` (another study's, or this one's) and start over.
-    report : bool
-        Render tables, figures and ``report.html`` afterwards (``sgdlab.report.render``).
-    """
-    from .runner import execute
-
-    spec = _as_spec(spec_or_path)
-    execute(spec, out, jobs=jobs, resume=resume, force=force, engine=engine, backend=backend,
-            scheduler=scheduler, progress=progress)
-    if report:
-        from ..report import render
-
-        render(Path(out))
-    return open_study(out)

@@ -1,6 +1,6 @@
 """Run a study's tasks on a Dask cluster (``sgdlab study SPEC --backend dask --scheduler ADDR``).
 
-The driver submits one Dask task per group of runs and hands each group's records to
+The driver submits one Dask task per schedule group of runs and hands each one's records to
 ``on_result`` *in the driver process* as they come back, so the driver alone writes the
 SQLite store; workers only compute. What happens when things break:
 
@@ -8,20 +8,21 @@ SQLite store; workers only compute. What happens when things break:
   rescheduled by the Dask scheduler on the remaining or restarted workers. A task that has
   been on ``distributed.scheduler.allowed-failures`` (default 3) dying workers is declared
   poisonous (``KilledWorker``); the study then stops with a one-line error, keeping every
-  group already stored, and ``--resume`` continues it.
-- A task that *raises* (rare: ``run_group`` already records a run that raises as
+  schedule group already stored, and ``--resume`` continues it.
+- A task that *raises* (rare: ``run_schedule_group`` already records a run that raises as
   ``failed``) is retried ``retries`` times, possibly elsewhere, before the error surfaces.
 - Ctrl-C cancels the outstanding tasks on the cluster and re-raises ``KeyboardInterrupt``.
 - The client is closed in every case.
 
 Results are identical to a local run when the workers run the same sgdlab and numpy: a
-group's runs depend only on their configs and seeds, never on where they run.
+schedule group's runs depend only on their configs and seeds, never on where they run.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from .._version import __version__
 from ..errors import SgdlabError
 
 INSTALL_HINT = 'pip install "sgdlab[dask]"'
@@ -56,9 +57,9 @@ def connect_timeout_from_env() -> float:
 
 def _worker_sgdlab_version() -> str:
     """Runs on each worker: the sgdlab it imports (a worker without sgdlab fails to unpickle this)."""
-    import sgdlab
+    from sgdlab._version import __version__
 
-    return sgdlab.__version__
+    return __version__
 
 
 def connect(scheduler: str, timeout: float | None = None):
@@ -82,17 +83,15 @@ def connect(scheduler: str, timeout: float | None = None):
 
 def _check_workers(client) -> None:
     """Refuse workers that cannot import sgdlab or run another version of it."""
-    import sgdlab
-
     try:
         versions = client.run(_worker_sgdlab_version)
     except Exception as e:  # noqa: BLE001 - any worker-side import failure
         raise SgdlabError(f"a Dask worker cannot run sgdlab ({type(e).__name__}: {e}); install sgdlab "
                           "(the same version as here) on every worker") from None
-    other = {addr: v for addr, v in versions.items() if v != sgdlab.__version__}
+    other = {addr: v for addr, v in versions.items() if v != __version__}
     if other:
         addr, v = next(iter(other.items()))
-        raise SgdlabError(f"Dask worker {addr} runs sgdlab {v}, this driver {sgdlab.__version__}; results "
+        raise SgdlabError(f"Dask worker {addr} runs sgdlab {v}, this driver {__version__}; results "
                           "would not match a local run: install the same version on every worker")
 
 
@@ -147,8 +146,8 @@ def _raise_task_error(future, task) -> None:
     from distributed.scheduler import KilledWorker
 
     exc = future.exception()
-    what = getattr(task, "group", None)
-    what = f"group {what}" if what else f"task {future.key}"
+    what = getattr(task, "schedule", None)
+    what = f"schedule group {what}" if what else f"task {future.key}"
     if isinstance(exc, KilledWorker):
         raise SgdlabError(f"{what} was on Dask workers that died too often ({exc}); the runs stored so far are "
                           "kept: check the workers' memory and logs, then rerun with --resume "

@@ -1,11 +1,12 @@
 """Grid expansion: a spec -> one :class:`RunConfig` per (block, axis values, seed), and the
-groups the runner hands out as tasks.
+schedule groups the runner hands out as tasks.
 
-A *group* is every run that shares the data, the network shape and activations, the
-minibatch schedule and the seed: ``(dataset, label, split, split_seed, hidden, activation,
-output activation, batch_size, epochs, patience, dtype, seed)``. Runs in a group see the
-same minibatch order, so an engine can train them side by side. Groups depend only on the
-spec, never on the number of workers, so results do not either.
+A *schedule group* is every run that shares the data, the network shape and activations,
+the minibatch schedule and the seed: ``(dataset, label, split, split_seed, hidden,
+activation, output activation, batch_size, epochs, patience, dtype, seed)``. Runs in a
+schedule group see the same minibatch order, so an engine can train them side by side.
+Schedule groups depend only on the spec, never on the number of workers, so results do not
+either. (The batched engine cuts a schedule group further by shape; see ``docs/batched.md``.)
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ class PlannedRun:
     mode: str
     config: RunConfig
     key: str
-    group: str
+    schedule: str  # the id of its schedule group
 
 
 @dataclass(frozen=True)
-class Group:
+class ScheduleGroup:
     """Runs that share a minibatch order (see module docstring); ``id`` is a stable hash."""
 
     id: str
     runs: tuple[PlannedRun, ...]
 
 
-def group_of(config: RunConfig) -> str:
-    """The stable id of the group a config belongs to (16 hex digits)."""
+def schedule_id(config: RunConfig) -> str:
+    """The stable id of the schedule group a config belongs to (16 hex digits; the store's ``group_id``)."""
     c = config
     parts = [c.dataset, c.label, list(c.split), c.split_seed, list(c.hidden), c.activation,
              c.output_activation, c.batch_size, c.epochs, c.patience, c.dtype, c.seed]
@@ -73,13 +74,13 @@ def expand(spec) -> list[PlannedRun]:
                     f"(e.g. {act}/{config.output_activation} + {cost}, {init}, lr {lr:g}); "
                     "give each run once")
             seen[key] = bi
-            runs.append(PlannedRun(len(runs), block.mode, config, key, group_of(config)))
+            runs.append(PlannedRun(len(runs), block.mode, config, key, schedule_id(config)))
     return runs
 
 
-def groups(runs: list[PlannedRun]) -> list[Group]:
-    """Runs grouped by :func:`group_of`, groups in order of first appearance."""
+def schedule_groups(runs: list[PlannedRun]) -> list[ScheduleGroup]:
+    """Runs grouped by :func:`schedule_id`, in order of first appearance."""
     by: dict[str, list[PlannedRun]] = {}
     for r in runs:
-        by.setdefault(r.group, []).append(r)
-    return [Group(gid, tuple(rs)) for gid, rs in by.items()]
+        by.setdefault(r.schedule, []).append(r)
+    return [ScheduleGroup(sid, tuple(rs)) for sid, rs in by.items()]

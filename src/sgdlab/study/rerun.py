@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SgdlabError
-from .expand import PlannedRun, group_of
+from .expand import PlannedRun, schedule_id
 from .records import RunRecord
 from .store import STORE_NAME, Store
 
@@ -90,7 +90,7 @@ def rerun(study_dir, run: str) -> Rerun:
         members = [by_key[k] for k in task_keys if k in by_key and by_key[k].engine == "batched"]
     else:
         members = [stored]
-    runs = tuple(PlannedRun(i, r.mode, r.config, r.key, group_of(r.config)) for i, r in enumerate(members))
-    out = train_group(Task(group_of(stored.config), runs, engine))
+    runs = tuple(PlannedRun(i, r.mode, r.config, r.key, schedule_id(r.config)) for i, r in enumerate(members))
+    out = train_group(Task(schedule_id(stored.config), runs, engine))
     new, net = next((rec, n) for rec, n in out if rec.key == stored.key)
     return Rerun(stored, new, net, len(runs))

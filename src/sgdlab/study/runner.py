@@ -1,16 +1,15 @@
-"""Run a study: expand the spec into groups, train them on local processes (joblib) or a
-Dask cluster, and write each finished group to the store in one transaction.
+"""Run a study: expand the spec into schedule groups, train them on local processes (joblib)
+or a Dask cluster, and write each finished schedule group to the store in one transaction.
 
-The driver alone writes the store. A task is one group (see :mod:`.expand`): its
+The driver alone writes the store. A task is one schedule group (see :mod:`.expand`): its
 partitioning depends only on the spec, so the results are bit-identical whatever ``jobs``
-is, and ``resume`` never meets half a group. A run that raises is stored as ``failed`` with
+is, and ``resume`` never meets half a schedule group. A run that raises is stored as ``failed`` with
 its error text; the study goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import shutil
 import sys
@@ -24,8 +23,9 @@ import numpy as np
 
 from ..errors import SgdlabError
 from ..train.loop import History
-from .expand import PlannedRun, expand, group_of, groups
+from .expand import PlannedRun, expand, schedule_groups, schedule_id
 from .records import RunRecord
+from .spec import check_growth
 from .store import STORE_NAME, Store
 
 ENGINES = ("batched", "single")
@@ -35,9 +35,9 @@ DASK_ENV = "SGDLAB_DASK_SCHEDULER"
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: the runs of one group still to do, and the engine to train them with."""
+    """One unit of work: the runs of one schedule group still to do, and the engine to train them with."""
 
-    group: str
+    schedule: str
     runs: tuple[PlannedRun, ...]
     engine: str = "single"
 
@@ -89,18 +89,18 @@ def _train_single(run: PlannedRun, data) -> tuple[RunRecord, object]:
         return _failed(run, _error_text(e), "single"), None
 
 
-def run_group(task: Task) -> list[RunRecord]:
-    """Train one group's runs (worker side; top-level so that it pickles).
+def run_schedule_group(task: Task) -> list[RunRecord]:
+    """Train one schedule group's runs (worker side; top-level so that it pickles).
 
-    ``engine="batched"`` trains the group together with
+    ``engine="batched"`` trains its runs together with
     :func:`sgdlab.train.batched.train_many`; if that raises, each run is retried alone on the
-    single engine so that one bad run cannot sink its group.
+    single engine so that one bad run cannot sink the others.
     """
     return [rec for rec, _ in train_group(task)]
 
 
 def train_group(task: Task) -> list[tuple[RunRecord, object]]:
-    """:func:`run_group` with each run's trained network (None for a failed run) beside its
+    """:func:`run_schedule_group` with each run's trained network (None for a failed run) beside its
     record: what ``sgdlab rerun`` uses to retrain a stored run exactly as the study did."""
     data = _dataset_for(task.runs[0].config)
     # Runs that differ only in how the output activation is written (paper mode's "same" on
@@ -120,7 +120,7 @@ def train_group(task: Task) -> list[tuple[RunRecord, object]]:
             done = {_computation(r.config): (_record(r, res, data, "batched"), res.network)
                     for r, res in zip(todo, results)}
         except Exception as e:
-            print(f"sgdlab: warning: batched engine failed on a group of {len(todo)} runs "
+            print(f"sgdlab: warning: batched engine failed on a schedule group of {len(todo)} runs "
                   f"({_error_text(e)}); training them one by one", file=sys.stderr)
             done = {}
     if not done:
@@ -172,19 +172,10 @@ def _dask_run_tasks():
     try:
         from .dask_backend import run_tasks as dask_run_tasks
     except ModuleNotFoundError as e:
-        if e.name and (e.name.split(".")[0] in ("dask", "distributed") or e.name.endswith("dask_backend")):
+        if e.name and e.name.split(".")[0] in ("dask", "distributed"):
             raise SgdlabError('--backend dask needs pip install "sgdlab[dask]"') from None
         raise
     return dask_run_tasks
-
-
-def resolve_engine(engine: str, warn: Callable[[str], None]) -> str:
-    if engine not in ENGINES:
-        raise SgdlabError(f"engine: unknown value {engine!r}; valid: {', '.join(ENGINES)}")
-    if engine == "batched" and importlib.util.find_spec("sgdlab.train.batched") is None:
-        warn("the batched engine is not available in this sgdlab; using the single engine")
-        return "single"
-    return engine
 
 
 # --------------------------------------------------------------------------- progress
@@ -295,19 +286,17 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
         return False
     try:
         with Store(path) as st:
-            digest, old, n = st.digest(), st.spec(), st.count()
+            digest, old, n, keys = st.digest(), st.spec(), st.count(), list(st.statuses())
     except SgdlabError as e:
         raise SgdlabError(f"--out: {e}; choose another --out, or --force to replace it") from None
-    if digest != spec.digest():
-        new = spec.to_dict()
-        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        raise SgdlabError(
-            f"--out: {out} holds a different study ({old.get('name')!r}, {n} runs stored; it differs from "
-            f"this spec in: {', '.join(diff)}); choose another --out, or --force to delete its "
-            "results and start over")
+    grows = digest != spec.digest()
+    if grows:
+        # A different spec: it may only grow this study (the stored runs keep their keys).
+        check_growth(old, spec, keys)
     if not (resume or resume_same):
-        raise SgdlabError(f"--out: {out} already holds this study ({n} runs stored); add --resume to "
-                          "continue it, or --force to start over")
+        what = "a smaller version of this study" if grows else "this study"
+        raise SgdlabError(f"--out: {out} already holds {what} ({n} runs stored); add --resume to "
+                          f"{'grow' if grows else 'continue'} it, or --force to start over")
     return True
 
 
@@ -321,10 +310,9 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     by one rounding step (:mod:`.sensitivity`; local processes, cells measured before are
     skipped) so that the report can mark the rounding-sensitive cells.
 
-    Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished groups kept).
+    Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished schedule groups kept).
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    warn = lambda m: log(f"sgdlab: warning: {m}")  # noqa: E731
     out = Path(out)
     if backend not in BACKENDS:
         raise SgdlabError(f"backend: unknown value {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -338,7 +326,8 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         if not scheduler:
             raise SgdlabError(f"--backend dask needs --scheduler tcp://HOST:PORT (or {DASK_ENV})")
         dispatch = _dask_run_tasks()
-    engine = resolve_engine(engine, warn)
+    if engine not in ENGINES:
+        raise SgdlabError(f"engine: unknown value {engine!r}; valid: {', '.join(ENGINES)}")
     runs = expand(spec)
     # Load the data once here: a bad CSV or an impossible split fails before any store is
     # made (or, with force, deleted).
@@ -348,6 +337,8 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same)
 
     store = Store(out / STORE_NAME, writable=True) if resuming else Store.create(out / STORE_NAME, spec)
+    if resuming and store.digest() != spec.digest():
+        store.replace_spec(spec)  # grown (checked in prepare_out): the store now describes the whole grid
     indices = {r.key: r.index for r in runs}
     summary = StudyRun(out, store.path, len(runs), 0, engine=engine, jobs=jobs, backend=backend)
     try:
@@ -355,20 +346,20 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         finished = {k for k, s in stored.items() if s != "failed" and k in indices}
         summary.already = len(finished)
         tasks = []
-        for g in groups(runs):
+        for g in schedule_groups(runs):
             todo = tuple(r for r in g.runs if r.key not in finished)  # failed runs are retried
             if todo:
                 tasks.append(Task(g.id, todo, engine))
         bar = Progress(f"study {spec.name}", len(runs), len(finished), enabled=progress)
         if progress and not bar.tty:
             where = f"{jobs} process{'es' if jobs > 1 else ''}" if backend == "local" else f"dask {scheduler}"
-            log(f"study {spec.name}: {len(runs)} runs in {len(groups(runs))} groups, {len(finished)} already stored; "
+            log(f"study {spec.name}: {len(runs)} runs in {len(schedule_groups(runs))} schedule groups, {len(finished)} already stored; "
                 f"{sum(len(t.runs) for t in tasks)} to run on {where}, {engine} engine")
 
         def on_result(records: list[RunRecord]) -> None:
             if not records:
                 return
-            store.write_group(records, group_of(records[0].config), indices,
+            store.write_schedule_group(records, schedule_id(records[0].config), indices,
                               engine=records[0].engine)
             summary.ran += len(records)
             bar.advance(len(records))
@@ -376,9 +367,9 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         t0 = time.perf_counter()
         try:
             if backend == "dask":
-                dispatch(tasks, run_group, on_result, scheduler)
+                dispatch(tasks, run_schedule_group, on_result, scheduler)
             else:
-                run_tasks(tasks, run_group, on_result, jobs)
+                run_tasks(tasks, run_schedule_group, on_result, jobs)
         except KeyboardInterrupt:
             bar.close()
             summary.seconds = time.perf_counter() - t0

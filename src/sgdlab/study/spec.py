@@ -22,7 +22,10 @@ each a named *mode* with axes whose Cartesian product, times the seeds, gives th
     init = ["gaussian", "xavier"]
 
 Every mistake raises :class:`SgdlabError` with one line naming the file and the key, e.g.
-``paper.toml: grid[1].lr: must be > 0, got -1`` (blocks are numbered from 1).
+``paper.toml: grid[1].lr: must be > 0, got -1`` (blocks are numbered from 1). This module
+checks the file's shape (keys, types, lists); the values themselves are checked by
+:class:`~sgdlab.config.RunConfig`'s rules (:func:`~sgdlab.config.check_field`), re-raised
+under the spec's key.
 """
 
 from __future__ import annotations
@@ -30,19 +33,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import itertools
 import json
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..choices import CHOICES, pairing_problem
+from ..config import ConfigError, check_field
 from ..data import BUNDLED
 from ..data.datasets import is_idx_path
-from ..data.scale import check_scale
 from ..errors import SgdlabError
-from ..nn.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from ..nn.costs import CE_OUTSIDE, COSTS
-from ..nn.init import BIAS_INITS, INITS
 
 #: study-level settings and their defaults (``None``: optional, unset)
 SETTINGS = {
@@ -159,6 +160,13 @@ class StudySpec:
                    d["patience"], grid, d.get("description", ""), source, text, scale=d.get("scale", "auto"))
 
 
+def paper_spec_path() -> Path:
+    """The bundled spec of the paper's study (``sgdlab/configs/paper.toml``)."""
+    from importlib.resources import files
+
+    return Path(str(files("sgdlab") / "configs" / "paper.toml"))
+
+
 # --------------------------------------------------------------------------- parsing
 
 def load_spec(path, overrides: dict | None = None) -> StudySpec:
@@ -215,6 +223,15 @@ def _str(source, key, v):
     return v
 
 
+def _field(source, key, field, value):
+    """``value`` checked by RunConfig's rule for ``field``; an error names the spec's ``key``."""
+    try:
+        check_field(field, value)
+    except ConfigError as e:
+        raise _err(source, key, e.detail) from None
+    return value
+
+
 def _axis(source, key, v, kind):
     """Normalise an axis (scalar or list) to a tuple and check each value."""
     values = v if isinstance(v, list) else [v]
@@ -222,25 +239,14 @@ def _axis(source, key, v, kind):
         raise _err(source, key, "empty axis; give at least one value")
     out = []
     for x in values:
-        if kind in ("cost", "ce_outside", "activation", "output", "init", "bias_init"):
+        if kind in CHOICES:
             if not isinstance(x, str):
                 raise _err(source, key, f"expected strings, got {_typename(x)} {x!r}")
-            valid = {"cost": tuple(COSTS), "ce_outside": CE_OUTSIDE, "activation": HIDDEN_ACTIVATIONS, "output": ("same", *ACTIVATIONS),
-                     "init": tuple(INITS), "bias_init": tuple(BIAS_INITS)}[kind]
-            if x not in valid:
-                raise _err(source, key, f"unknown value {x!r}; valid: {', '.join(valid)}")
-        else:
-            if isinstance(x, bool) or not isinstance(x, (int, float)):
-                raise _err(source, key, f"expected numbers, got {_typename(x)} {x!r}")
-            if not math.isfinite(x):
-                raise _err(source, key, f"must be finite, got {x!r}")
+        elif isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise _err(source, key, f"expected numbers, got {_typename(x)} {x!r}")
+        _field(source, key, kind, x)
+        if kind not in CHOICES:
             x = float(x)  # 1 and 1.0 are the same learning rate (and the same run key)
-            if kind == "lr" and x <= 0:
-                raise _err(source, key, f"must be > 0, got {x:g}")
-            if kind == "l2" and x < 0:
-                raise _err(source, key, f"must be >= 0, got {x:g}")
-            if kind == "momentum" and not 0 <= x < 1:
-                raise _err(source, key, f"must be in [0, 1), got {x:g}")
         if x in out:
             raise _err(source, key, f"duplicate value {x!r}")
         out.append(x)
@@ -293,34 +299,23 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
     if not isinstance(split, list) or len(split) != 3 or any(
             isinstance(x, bool) or not isinstance(x, (int, float)) for x in split):
         raise _err(source, "split", f"expected three numbers [train, validation, test], got {split!r}")
-    split = tuple(float(x) for x in split)
-    if any(x < 0 for x in split) or split[0] <= 0 or abs(sum(split) - 1) > 1e-9:
-        raise _err(source, "split", f"fractions must be >= 0, train > 0, summing to 1; got {list(split)!r}")
-    split_seed = _int(source, "split_seed", s["split_seed"], minimum=0)
+    split = _field(source, "split", "split", tuple(float(x) for x in split))
+    split_seed = _field(source, "split_seed", "split_seed", s["split_seed"])
 
     hidden = s["hidden"]
     if not isinstance(hidden, list):
         raise _err(source, "hidden", f"expected a list of layer sizes like [32, 16], got {_typename(hidden)} {hidden!r}")
-    for h in hidden:
-        if isinstance(h, bool) or not isinstance(h, int) or h <= 0:
-            raise _err(source, "hidden", f"layer sizes must be positive integers, got {hidden!r}")
-    epochs = _int(source, "epochs", s["epochs"], minimum=1)
-    batch_size = _int(source, "batch_size", s["batch_size"], minimum=1)
-    dtype = _str(source, "dtype", s["dtype"])
-    if dtype not in ("float64", "float32"):
-        raise _err(source, "dtype", f"unknown value {dtype!r}; valid: float64, float32")
-    patience = None if s["patience"] is None else _int(source, "patience", s["patience"], minimum=1)
-    try:
-        scale = check_scale(s["scale"])
-    except SgdlabError as e:
-        raise _err(source, "scale", str(e).removeprefix("scale: ")) from None
+    _field(source, "hidden", "hidden", hidden)
+    epochs, batch_size, dtype, patience = (_field(source, k, k, s[k]) for k in ("epochs", "batch_size", "dtype",
+                                                                               "patience"))
+    scale = _field(source, "scale", "scale", s["scale"])
 
     seeds = s["seeds"]
     if isinstance(seeds, list):
         if not seeds:
             raise _err(source, "seeds", "empty list; give a count or at least one seed")
         for x in seeds:
-            _int(source, "seeds", x, minimum=0)
+            _field(source, "seeds", "seed", x)
         if len(set(seeds)) != len(seeds):
             raise _err(source, "seeds", f"duplicate seeds in {seeds!r}")
         seeds = tuple(seeds)
@@ -359,18 +354,15 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
                 axes[a] = tuple(default)
             else:
                 raise _err(source, f"{where}.{a}", "missing; give it in the block or at top level")
-        for cost in axes["cost"]:
-            for act in axes["activation"]:
-                for out in axes["output"]:
-                    out_act = act if out == "same" else out
-                    if cost == "cce" and out_act != "softmax":
-                        key = f"{where}.cost" if "cost" in b or implicit else "cost"
-                        raise _err(source, key, f"'cce' needs a softmax output layer, but this block pairs "
-                                                f"it with output {out!r}" + (f" (hidden {act!r})" if out == "same" else "")
-                                   + "; put cce in a block with output = \"softmax\"")
-        if axes["ce_outside"] != ("clip",) and set(axes["cost"]) != {"ce"}:
-            raise _err(source, f"{where}.ce_outside", "a cross-entropy convention other than 'clip' needs "
-                                                      "cost = \"ce\" alone in its block")
+        for cost, act, out, ce_out in itertools.product(axes["cost"], axes["activation"], axes["output"],
+                                                         axes["ce_outside"]):
+            problem = pairing_problem(act if out == "same" else out, cost, ce_out)
+            if problem is not None:
+                field, why = problem
+                key = f"{where}.{field}" if field in b or implicit else field
+                hint = (f"; this block has output = {out!r}" + (f" (hidden {act!r})" if out == "same" else "")
+                        if field == "cost" else "")
+                raise _err(source, key, why + hint)
         grid.append(GridBlock(mode, *(axes[a] for a in AXES)))
 
     spec = StudySpec(name, dataset, label, split, split_seed, tuple(hidden), epochs, batch_size, dtype,
@@ -379,3 +371,29 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
 
     expand(spec)
     return spec
+
+
+#: settings that change what every run means; a stored study's are never changed by a spec
+FIXED_SETTINGS = ("dataset", "label", "split", "split_seed", "hidden", "epochs", "batch_size", "dtype", "patience")
+
+
+def check_growth(stored: dict, spec: StudySpec, stored_keys, source: str = "--out") -> None:
+    """Whether ``spec`` can continue a study stored with the spec dict ``stored`` and the
+    run keys ``stored_keys``: it may add seeds, lrs, values on any axis or grid blocks (the
+    stored runs keep their keys), but not change a setting of :data:`FIXED_SETTINGS`, nor
+    drop runs the store holds. Raises :class:`SgdlabError` naming the key otherwise."""
+    new = spec.to_dict()
+    for key in FIXED_SETTINGS:
+        if stored.get(key) != new.get(key):
+            raise SgdlabError(f"{source}: the stored study has {key} = {stored.get(key)!r}, this spec "
+                              f"{new.get(key)!r}; changing {key} changes what every stored run means. Keep "
+                              f"{key} as stored, or choose another --out (or --force to start over)")
+    from .expand import expand
+
+    planned = {r.key: r for r in expand(spec)}
+    dropped = [k for k in stored_keys if k not in planned]
+    if dropped:
+        raise SgdlabError(f"{source}: this spec drops {len(dropped)} stored run{'s' * (len(dropped) != 1)} "
+                          f"(e.g. {dropped[0]}): a study can grow (more seeds, lrs, axis values or blocks), "
+                          "not shrink; keep the stored grid in the spec, or choose another --out "
+                          "(or --force to start over)")

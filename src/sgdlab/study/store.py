@@ -22,8 +22,8 @@ Tables
     One row per retrained run (:mod:`.sensitivity`): ``key`` (the stored run retrained with
     its training inputs moved by one rounding step), ``result`` (JSON), ``measured``.
 
-The runner writes each group of runs in one transaction, so a killed study leaves only
-whole groups behind and the file stays valid. Floats are stored as JSON with Python's
+The runner writes each schedule group of runs in one transaction, so a killed study leaves
+only whole schedule groups behind and the file stays valid. Floats are stored as JSON with Python's
 ``repr`` and read back bit for bit (NaN included).
 """
 
@@ -125,7 +125,7 @@ class Store:
     @classmethod
     def create(cls, path, spec) -> "Store":
         """A new, empty store for ``spec`` (a :class:`StudySpec`); the file must not exist."""
-        from .. import __version__
+        from .._version import __version__
 
         p = store_path(path)
         if p.exists():
@@ -222,9 +222,10 @@ class Store:
             self._con.executemany("INSERT OR REPLACE INTO sensitivity (key, result, measured) VALUES (?, ?, ?)",
                                   [(k, json.dumps(v), now) for k, v in rows.items()])
 
-    def write_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
+    def write_schedule_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
                     engine: str | None = None) -> None:
-        """Insert (or replace) a group's records in one transaction."""
+        """Insert (or replace) a schedule group's records in one transaction (``group_id``:
+        :func:`~sgdlab.study.expand.schedule_id`)."""
         if not self.writable:
             raise SgdlabError(f"{self.path}: opened read-only")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -239,8 +240,19 @@ class Store:
                          None if r.test_predictions is None else json.dumps([int(x) for x in r.test_predictions]),
                          r.engine or engine, now))
         marks = ", ".join("?" * len(_COLUMNS))
-        with self._con:  # one transaction: all of the group or none of it
+        with self._con:  # one transaction: all of the schedule group or none of it
             self._con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", rows)
+
+    def replace_spec(self, spec) -> None:
+        """Record ``spec`` as the study's spec: a study grown by a spec that only adds runs
+        (checked by :func:`sgdlab.study.spec.check_growth` before this is called)."""
+        if not self.writable:
+            raise SgdlabError(f"{self.path}: opened read-only")
+        meta = {"spec_toml": spec.text, "spec_source": spec.source,
+                "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
+                "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest()}
+        with self._con:
+            self._con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
 
     def close(self) -> None:
         if self._con is None:

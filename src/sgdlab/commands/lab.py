@@ -1,0 +1,36 @@
+"""``sgdlab lab``: the local web lab (see docs/lab.md)."""
+
+from __future__ import annotations
+
+from .common import positive_int
+
+
+def port_number(text):
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535 (0: any free port), got {text!r}")
+    return v
+
+
+def register(sub):
+    p = sub.add_parser("lab", help="a local web lab: change a setting, watch the network learn",
+                       description="Start a local web lab on the real engine and print its address. "
+                                   "Train from a form and watch each epoch; browse the studies under --store.")
+    p.add_argument("--port", type=port_number, default=8000, help="port (default: 8000; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1; any other prints a warning)")
+    p.add_argument("--store", default="results", metavar="DIR",
+                   help="folder whose study folders (each with a results.sqlite) are shown (default: results)")
+    p.add_argument("--workers", type=positive_int, default=1, help="trainings at the same time (default: 1)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..lab.server import serve
+
+    return serve(args.store, args.host, args.port, workers=args.workers)

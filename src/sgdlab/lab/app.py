@@ -1,0 +1,314 @@
+"""The lab's web app (Starlette): the page, its JSON API, and Server-Sent Event streams.
+
+Routes
+------
+``GET /``                                   the page (``static/index.html``)
+``GET /api/schema``                         the form's fields (from ``sgdlab train``'s parser) and the limits
+``POST /api/runs``                          queue a training (JSON form) -> ``{id, position, label}``; 400 + one line on a bad value
+``GET /api/runs/{id}``                      a job's state and queue position
+``GET /api/runs/{id}/events``               its events as SSE (``start``, ``epoch``..., ``end``; ``queued`` while waiting)
+``POST /api/runs/{id}/cancel``              stop it
+``GET /api/queue``                          every job the lab remembers
+``GET /api/studies``                        the studies under the store, with their progress
+``GET /api/studies/{name}``                 one study's progress and answers so far
+``GET /api/studies/{name}/events``          the same as SSE, live while the study runs
+``GET /api/studies/{name}/runs``            its stored runs, one row each
+``GET /api/studies/{name}/runs/{key}``      one run's config and per-epoch curves
+``POST /api/studies/{name}/runs/{key}/rerun``  retrain that run live (its stored RunConfig)
+``GET /studies/{name}/report.html``         the study's report, from its folder
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..errors import SgdlabError
+from . import training
+from .form import Limits, config_from_form, schema
+from .jobs import JobManager, describe
+from .progress import ProgressHub
+from .studies import Studies, UnknownStudy
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+VENDOR = HERE.parent / "assets" / "vendor"
+KEEPALIVE = 5.0  # seconds between SSE comments on a quiet stream (finds closed tabs)
+# The page loads only its own files; no inline script, nothing from elsewhere.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def _clean(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def _json(obj, status: int = 200) -> JSONResponse:
+    return JSONResponse(_clean(obj), status_code=status)
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _sse(event: dict) -> str:
+    return f"id: {event['seq']}\ndata: {json.dumps(_clean(event), allow_nan=False)}\n\n"
+
+
+def create_app(store="results", *, limits: Limits | None = None, workers: int = 1, grace: float = 10.0,
+               allowed_hosts=None, run=None) -> Starlette:
+    """The lab as an ASGI app.
+
+    Parameters
+    ----------
+    store : path
+        The folder whose sub-folders holding a ``results.sqlite`` are the studies shown.
+    limits : Limits
+        Caps on what one training may ask for (default: :class:`Limits()`).
+    workers : int
+        Trainings run at the same time (default 1; the rest queue).
+    grace : float
+        Seconds a training may go unwatched (its page closed) before it is cancelled.
+    allowed_hosts : list of str
+        Host headers accepted (default: loopback names only); guards against DNS rebinding.
+    run : callable
+        The training function (default :func:`sgdlab.lab.training.run`).
+    """
+    limits = limits or Limits()
+    manager = JobManager(run or training.run, workers=workers, grace=grace)
+    studies = Studies(store)
+    hub = ProgressHub(studies)
+    form_schema = schema(limits)
+
+    async def json_body(request: Request):
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            # a cross-site HTML form cannot send JSON: this keeps other sites from starting runs
+            raise SgdlabError("send the form as application/json")
+        try:
+            return await request.json()
+        except ValueError:
+            raise SgdlabError("the request body is not valid JSON") from None
+
+    async def index(request):
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def get_schema(request):
+        return _json({**form_schema, "store": str(studies.store), "workers": workers, "grace_s": grace})
+
+    def job_info(job):
+        return {"id": job.id, "label": job.label, "state": job.state, "position": manager.position(job),
+                "source": job.source, "config": job.config.to_dict(), "events": len(job.events)}
+
+    async def submit(request):
+        try:
+            form = await json_body(request)
+            config = config_from_form(form, limits)
+        except SgdlabError as e:
+            return _error(str(e))
+        job = manager.submit(config)
+        return _json(job_info(job), 202)
+
+    def find_job(request):
+        return manager.get(request.path_params["job"])
+
+    async def job_status(request):
+        job = find_job(request)
+        return _json(job_info(job)) if job else _error("no such run", 404)
+
+    async def cancel(request):
+        job = find_job(request)
+        if job is None:
+            return _error("no such run", 404)
+        manager.cancel(job, "stopped from the page")
+        return _json(job_info(job))
+
+    async def job_events(request):
+        job = find_job(request)
+        if job is None:
+            return _error("no such run", 404)
+        try:
+            start = int(request.headers.get("last-event-id") or request.query_params.get("last", "-1")) + 1
+        except ValueError:
+            start = 0
+        start = max(0, start)
+
+        async def stream():
+            loop, wake = asyncio.get_running_loop(), asyncio.Event()
+            manager.attach(job)
+            manager.add_waiter(job, loop, wake)
+            i = start
+            try:
+                yield "retry: 2000\n\n"
+                while True:
+                    wake.clear()
+                    events, finished = manager.events_since(job, i)
+                    for e in events:
+                        yield _sse(e)
+                        i = e["seq"] + 1
+                        if e["type"] == "end":
+                            return
+                    if (finished and not events) or manager.closed:
+                        return
+                    try:
+                        await asyncio.wait_for(wake.wait(), timeout=KEEPALIVE)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
+            finally:
+                manager.remove_waiter(job, loop, wake)
+                manager.detach(job)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def queue(request):
+        return _json({"jobs": manager.snapshot(), "workers": workers})
+
+    def list_studies(request):
+        return _json({"store": str(studies.store), "studies": studies.summary()})
+
+    def study(request):
+        name = request.path_params["name"]
+        try:
+            p = studies.progress(name)
+            p["answers"] = studies.answers(name)
+            return _json(p)
+        except UnknownStudy as e:
+            return _error(str(e), 404)
+        except SgdlabError as e:
+            return _error(str(e))
+
+    async def study_events(request):
+        name = request.path_params["name"]
+        if name not in studies.names():
+            return _error(f"no study {name!r}", 404)
+
+        async def stream():
+            n = 0
+            async for value in hub.follow(name):
+                if value is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield _sse({"seq": n, **value})
+                n += 1
+            yield "event: close\ndata: {}\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def study_runs(request):
+        try:
+            return _json({"runs": studies.runs(request.path_params["name"])})
+        except UnknownStudy as e:
+            return _error(str(e), 404)
+        except SgdlabError as e:
+            return _error(str(e))
+
+    def study_run(request):
+        try:
+            return _json(studies.run(request.path_params["name"], request.path_params["key"]))
+        except UnknownStudy as e:
+            return _error(str(e), 404)
+        except SgdlabError as e:
+            return _error(str(e))
+
+    def rerun(request):
+        name, key = request.path_params["name"], request.path_params["key"]
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return _error("send the request as application/json")
+        try:
+            record = studies.record(name, key)
+            limits.check(record.config)
+        except UnknownStudy as e:
+            return _error(str(e), 404)
+        except SgdlabError as e:
+            return _error(str(e))
+        job = manager.submit(record.config, f"rerun of {name}/{key[:12]}: {describe(record.config)}",
+                             {"study": name, "key": key})
+        return _json(job_info(job), 202)
+
+    def report(request):
+        try:
+            folder = studies.folder(request.path_params["name"])
+        except UnknownStudy as e:
+            return _error(str(e), 404)
+        page = folder / "report.html"
+        if not page.is_file():
+            return _error(f"study {folder.name!r} has no report.html yet (sgdlab report {folder})", 404)
+        return FileResponse(page, media_type="text/html")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        shutdown()
+
+    def shutdown():
+        hub.close()
+        manager.close()
+        manager.join(timeout=5.0)
+
+    routes = [
+        Route("/", index),
+        Route("/api/schema", get_schema),
+        Route("/api/runs", submit, methods=["POST"]),
+        Route("/api/runs/{job}", job_status),
+        Route("/api/runs/{job}/events", job_events),
+        Route("/api/runs/{job}/cancel", cancel, methods=["POST"]),
+        Route("/api/queue", queue),
+        Route("/api/studies", list_studies),
+        Route("/api/studies/{name}", study),
+        Route("/api/studies/{name}/events", study_events),
+        Route("/api/studies/{name}/runs", study_runs),
+        Route("/api/studies/{name}/runs/{key}", study_run),
+        Route("/api/studies/{name}/runs/{key}/rerun", rerun, methods=["POST"]),
+        Route("/studies/{name}/report.html", report),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Mount("/vendor", StaticFiles(directory=VENDOR), name="vendor"),
+    ]
+    hosts = list(allowed_hosts) if allowed_hosts is not None else ["127.0.0.1", "localhost", "[::1]", "::1",
+                                                                    "testserver"]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(_Headers)])
+    app.state.manager, app.state.studies, app.state.hub, app.state.limits = manager, studies, hub, limits
+    app.state.shutdown = shutdown
+    app.state.begin_shutdown = lambda: (hub.close(), manager.close())
+    return app
+
+
+class _Headers:
+    """Adds the page's security headers (CSP on the lab's own pages, no sniffing everywhere)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if not path.startswith("/studies/"):  # a study's report is its own self-contained page
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
