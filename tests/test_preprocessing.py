@@ -146,7 +146,7 @@ def test_load_users_apply_the_scaler(tmp_path, iris_csv):
 
 def test_estimator_scale_travels_with_its_saved_model(capsys, tmp_path, iris_csv):
     _, X_raw, y = iris_csv
-    clf = SGDNetClassifier(scale="standard", random_state=0, epochs=30).fit(X_raw, y)
+    clf = SGDNetClassifier(scale="standard", random_state=0, max_iter=30).fit(X_raw, y)
     np.testing.assert_allclose(clf.scaler_.shift, X_raw.mean(axis=0))
     expected = clf.predict(X_raw)
     assert np.mean(expected == y) > 0.8
