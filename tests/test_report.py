@@ -60,6 +60,8 @@ def tiny_study() -> Path:
     for p in ("figures/stale.png", "tables/stale.csv", "tables/keep.txt"):  # as if rendered before
         (d / p).parent.mkdir(exist_ok=True)
         (d / p).write_text("x")
+    # sgdlab deletes only what its manifest lists: the stale files, not the user's keep.txt
+    (d / ".sgdlab-manifest.json").write_text('{"files": ["figures/stale.png", "tables/stale.csv"]}')
     render_records(d, list(tiny_records()), SPEC, data=digits())
     return d
 

@@ -47,6 +47,20 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("sgdlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `sgdlab predict ... | head`: the reader left early; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # a safety net: a full disk or read-only place met outside the checked paths
+        import errno
+
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        from .outdir import write_error
+
+        print(f"sgdlab: error: {write_error(e.filename or 'the output folder', e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

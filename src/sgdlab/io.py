@@ -39,11 +39,15 @@ class NoPreprocessingWarning(UserWarning):
     """A model file from before ``preprocess`` was saved: features are used as given."""
 
 
-def save(network: Network, path, classes=None, extra: dict | None = None, scaler: Scaler | None = None) -> Path:
-    """Write ``network`` to ``path`` (``.npz`` appended if missing), atomically.
+def save(network: Network, path, classes=None, extra: dict | None = None, features=None,
+         scaler: Scaler | None = None) -> Path:
+    """Write ``network`` to ``path`` (``.npz`` appended if missing), atomically, with the
+    permissions the umask gives a new file.
 
-    ``scaler`` is the feature scaling the network was trained behind (``Dataset.scaler``);
-    None saves an identity scaling (features used as given)."""
+    ``features`` names the input columns in order (a CSV's header without the label);
+    ``predict`` then matches a CSV's columns by these names. ``scaler`` is the feature
+    scaling the network was trained behind (``Dataset.scaler``); None saves an identity
+    scaling (features used as given)."""
     from ._version import __version__
 
     path = Path(path)
@@ -59,33 +63,73 @@ def save(network: Network, path, classes=None, extra: dict | None = None, scaler
     if scaler.n_features != network.sizes[0]:
         raise SgdlabError(f"scaler: {scaler.n_features} features, the network has {network.sizes[0]} inputs")
     meta["preprocess"] = scaler.to_dict()
+    if features is not None:
+        meta["features"] = [str(f) for f in features]
     arrays = {f"{'W' if i % 2 == 0 else 'b'}{i // 2}": p for i, p in enumerate(network.params)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
         with os.fdopen(fd, "wb") as f:
             np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a saved model is an ordinary file
         os.replace(tmp, path)
     except OSError as e:
         raise SgdlabError(f"cannot write {path}: {e.strerror or e}") from None
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _bad(path, why):
     return SgdlabError(f"{path}: not a valid sgdlab model file ({why})")
 
 
+def _check_declared(path, meta, heads) -> None:
+    """The arrays' declared shapes against the layer sizes in ``meta``, before reading them."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _bad(path, "wrong format tag")
+    sizes = meta.get("sizes")
+    if not (isinstance(sizes, list) and len(sizes) >= 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)):
+        raise _bad(path, f"layer sizes {sizes!r} are not a list of positive integers")
+    n_layers = len(sizes) - 1
+    expected = {f"W{l}": (sizes[l], sizes[l + 1]) for l in range(n_layers)}
+    expected.update({f"b{l}": (sizes[l + 1],) for l in range(n_layers)})
+    declared = {k: v[0] for k, v in heads.items() if k != "meta"}
+    if declared != expected:
+        bad = sorted(set(declared) ^ set(expected)) or [k for k in expected if declared[k] != expected[k]]
+        raise _bad(path, f"arrays {bad[:4]} do not match the layer sizes {sizes}")
+
+
 def load(path) -> tuple[Network, dict]:
     """Read a network saved by :func:`save`; returns ``(network, metadata)``."""
+    from .bounded import MAX_MODEL_BYTES, npz_headers
+
     p = Path(path)
     if not p.is_file():
         raise SgdlabError(f"no such model file: {path}")
+    if zipfile.is_zipfile(p):
+        # Sizes declared in the headers are checked before numpy allocates anything.
+        try:
+            heads = npz_headers(p, MAX_MODEL_BYTES, "model file")
+        except SgdlabError as e:
+            raise _bad(path, str(e).split(": ", 1)[-1]) from None
+        if "meta" in heads and (heads["meta"][0] != () or heads["meta"][1].itemsize > (4 << 20)):
+            raise _bad(path, "its metadata is not a short JSON string")
+    else:
+        heads = None
     try:
         with np.load(p, allow_pickle=False) as z:
             files = set(z.files)
             if "meta" not in files:
                 raise _bad(path, "no metadata")
             meta = json.loads(str(z["meta"][()]))
+            if heads is not None:
+                _check_declared(path, meta, heads)
             arrays = {k: z[k] for k in files if k != "meta"}
     except SgdlabError:
         raise

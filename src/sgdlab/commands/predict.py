@@ -5,6 +5,7 @@ The model file's scaling (fitted on its training part) is applied to the feature
 
 from __future__ import annotations
 
+import csv
 import sys
 
 
@@ -19,27 +20,43 @@ def register(sub):
 
 
 def run(args) -> int:
+    import warnings
+
     import numpy as np
 
     from ..data import read_features
-    from ..io import load
-
-    import warnings
-
-    from ..io import NoPreprocessingWarning
+    from ..io import NoPreprocessingWarning, load
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NoPreprocessingWarning)
         net, meta = load(args.model)
     for w in caught:  # one line, not Python's two-line warning format
         print(f"sgdlab: warning: {w.message}", file=sys.stderr)
-    X = read_features(args.input, n_features=net.sizes[0])
-    X = meta["scaler"].transform(X).astype(net.dtype)
+    names = meta.get("features")
+    if names is not None and (not isinstance(names, list) or len(names) != net.sizes[0]):
+        names = None  # a damaged list: fall back on the column count
+    extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
+    label = extra.get("label_column") if isinstance(extra.get("label_column"), str) else None
+    X = read_features(args.input, n_features=net.sizes[0], names=names, label=label)
+    X = meta["scaler"].transform(X).astype(net.dtype)  # the model's own scaling, fitted on its training part
     out = net.predict_proba(X)
     idx = np.argmax(out, axis=1)
     classes = meta.get("classes") or list(range(net.sizes[-1]))
-    w = sys.stdout
-    w.write("prediction" + "".join(f",p{c}" for c in classes) * args.proba + "\n")
+    # The csv module quotes labels holding commas or quotes; a label a spreadsheet would run
+    # as a formula (=, +, -, @ first, and not a number) gets a leading apostrophe.
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(["prediction", *(safe_cell(f"p{c}") for c in classes)] if args.proba else ["prediction"])
     for i, row in zip(idx, out):
-        w.write(str(classes[i]) + ("".join(f",{v:.6g}" for v in row) if args.proba else "") + "\n")
+        w.writerow([safe_cell(classes[i]), *(f"{v:.6g}" for v in row)] if args.proba else [safe_cell(classes[i])])
     return 0
+
+
+def safe_cell(value) -> str:
+    """``value`` as a CSV cell a spreadsheet shows as text, never runs as a formula."""
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text

@@ -26,6 +26,8 @@ def add_run_args(p, default_engine="batched"):
                    help="local processes (joblib) or a Dask cluster (default: local)")
     g.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
                    help="the Dask scheduler for --backend dask (default: $SGDLAB_DASK_SCHEDULER)")
+    g.add_argument("--max-runs", type=positive_int, default=None, metavar="N",
+                   help="refuse a spec that expands to more runs than this (default: 200000)")
     g.add_argument("--no-report", action="store_true", help="store the results only; render later with sgdlab report DIR")
     g.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
 
@@ -59,7 +61,7 @@ def run_and_report(spec, out: Path, args, resume_hint: str, resume_same: bool = 
         _, done = run_and_render(spec, out, report=not args.no_report, on_stored=lambda res: _summary(spec, res),
                                  jobs=args.jobs, resume=args.resume, force=args.force, engine=args.engine,
                                  backend=args.backend, scheduler=args.scheduler, progress=not args.quiet,
-                                 resume_same=resume_same)
+                                 resume_same=resume_same, max_runs=args.max_runs)
     except StudyInterrupted as e:
         r = e.run
         stored = sum(r.counts.values())

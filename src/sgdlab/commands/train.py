@@ -23,8 +23,13 @@ def run(args) -> int:
     from ..io import save
     from ..train import train
 
+    from ..memory import check_fits
+
     config = config_from_args(args)
     data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
+    # estimate before allocating: --layers 100000000 is one line, not a MemoryError
+    check_fits([data.n_features, *config.hidden, data.n_classes], config.dtype,
+               max(len(data.y_train), len(data.y_val), len(data.y_test)), what="--layers: the network")
     if args.save:  # fail on an unwritable path before training, not after
         from pathlib import Path
 
@@ -55,7 +60,13 @@ def run(args) -> int:
         result = train(config, data)
     saved = None
     if args.save:
-        saved = save(result.network, args.save, classes=data.classes, extra={"config": config.to_dict()},
+        features = _csv_features(config, data)
+        extra = {"config": config.to_dict()}
+        if features is not None:
+            from ..data.datasets import csv_header
+
+            extra["label_column"] = config.label or (csv_header(config.dataset) or [None])[-1]
+        saved = save(result.network, args.save, classes=data.classes, extra=extra, features=features,
                      scaler=data.scaler)
     hist = result.history
     if args.json:
@@ -64,6 +75,14 @@ def run(args) -> int:
         return 0
     _summary(config, hist, data, saved)
     return 0
+
+
+def _csv_features(config, data):
+    """A CSV's feature column names and its label column's, for ``predict`` to match by name
+    (None for other datasets, whose columns have no names a user's file could carry)."""
+    if not str(config.dataset).lower().endswith(".csv"):
+        return None
+    return list(data.feature_names)
 
 
 def _summary(config, hist, data, saved):

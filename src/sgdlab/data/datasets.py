@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import bounded_lines, data_cap, npz_headers, short
 from ..errors import SgdlabError
 from .scale import Scaler
 from .scale import fit as fit_scaler
@@ -83,11 +84,12 @@ def _float_column(values, name, path):
         try:
             out[i] = float(v)
         except ValueError:
-            raise SgdlabError(f"{path}: column {name!r} row {i + 2} is not a number: {v!r}") from None
+            raise SgdlabError(f"{path}: column {short(name)} row {i + 2} is not a number: {short(v)}") from None
     bad = ~np.isfinite(out)
     if bad.any():
         i = int(np.argmax(bad))
-        raise SgdlabError(f"{path}: column {name!r} row {i + 2} is {values[i]!r}; features must be finite numbers")
+        raise SgdlabError(f"{path}: column {short(name)} row {i + 2} is {short(values[i])}; features must be finite "
+                          "numbers")
     return out
 
 
@@ -101,6 +103,7 @@ def read_table(path, label: str | None = None, need_label: bool = True):
     if not p.is_file():
         raise SgdlabError(f"no such file: {path}")
     if p.suffix.lower() == ".npz":
+        heads = npz_headers(p, data_cap(), "dataset")  # declared sizes, before allocating them
         try:
             with np.load(p, allow_pickle=False) as z:
                 if "X" not in z.files:
@@ -115,10 +118,16 @@ def read_table(path, label: str | None = None, need_label: bool = True):
             raise SgdlabError(f"{path}: 'X' must be a 2-D array of finite numbers")
         if need_label and y is None:
             raise SgdlabError(f"{path}: no array 'y' with the labels")
+        if y is not None and need_label:
+            if y.ndim != 1:
+                raise SgdlabError(f"{path}: 'y' must be 1-D (one label per row of X), it has shape {y.shape}")
+            if len(y) != len(X):
+                raise SgdlabError(f"{path}: 'y' has {len(y)} labels but 'X' has {len(X)} rows; they must match")
+        del heads
         return X, y, [f"x{i}" for i in range(X.shape[1])]
     try:
         with open(p, newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
+            rows = [r for r in csv.reader(bounded_lines(f, path)) if r]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise SgdlabError(f"{path}: cannot read as CSV ({e})") from None
     if len(rows) < 2:
@@ -139,6 +148,10 @@ def read_table(path, label: str | None = None, need_label: bool = True):
         li = None
     if li is not None:
         y = np.array([v.strip() for v in cols[li]])
+        for i, v in enumerate(y):
+            if v == "" or v.lower() in ("nan", "-nan", "+nan"):
+                raise SgdlabError(f"{path}: label column {short(header[li])} row {i + 2} is {v!r}; every row needs a "
+                                  "label (a missing label is not a class)")
     names = [h for i, h in enumerate(header) if i != li]
     if not names:
         raise SgdlabError(f"{path}: no feature columns besides the label")
@@ -149,22 +162,33 @@ def read_table(path, label: str | None = None, need_label: bool = True):
 
 def _csv_width(path) -> int | None:
     """Number of columns in a CSV's header row (None if unreadable; read_table then says why)."""
+    header = csv_header(path)
+    return None if header is None else len(header)
+
+
+def csv_header(path) -> list[str] | None:
+    """A CSV's header row, stripped (None if unreadable; read_table then says why)."""
     try:
         with open(path, newline="") as f:
-            for row in csv.reader(f):
+            for row in csv.reader(bounded_lines(f, path)):
                 if row:
-                    return len(row)
-    except (OSError, UnicodeDecodeError, csv.Error):
+                    return [h.strip() for h in row]
+    except (OSError, UnicodeDecodeError, csv.Error, SgdlabError):
         return None
     return None
 
 
-def read_features(path, n_features: int | None = None) -> np.ndarray:
+def read_features(path, n_features: int | None = None, names=None, label: str | None = None) -> np.ndarray:
     """Features only (for ``predict``); a CSV may or may not hold a label column.
 
+    ``names`` (the feature columns a model was trained on, from a CSV) makes a CSV's columns
+    be taken by name, in that order: a missing one, or a column that is neither one of them
+    nor the training ``label`` column, is an :class:`SgdlabError`.
     An IDX images file is flattened and scaled as :func:`read_idx_dataset` does in training.
     """
     p = Path(path)
+    if names is not None and p.suffix.lower() == ".csv" and not is_idx_path(p):
+        return _named_features(path, list(names), label)
     if is_idx_path(p):
         X = _idx_features(read_idx(p), path)
     elif p.suffix.lower() == ".npz":
@@ -176,6 +200,26 @@ def read_features(path, n_features: int | None = None) -> np.ndarray:
     if n_features is not None and X.shape[1] != n_features:
         raise SgdlabError(f"{path}: {X.shape[1]} feature columns, the model expects {n_features}")
     return X
+
+
+def _named_features(path, names, label):
+    header = csv_header(path)
+    if header is None:
+        read_table(path, need_label=False)  # says why it cannot be read
+        raise SgdlabError(f"{path}: cannot read as CSV")
+    missing = [n for n in names if n not in header]
+    extra = [h for h in header if h not in names and h != label]
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if missing or extra or dup:
+        what = "; ".join(x for x in (
+            f"missing {', '.join(map(short, missing[:5]))}" if missing else "",
+            f"not a feature of the model: {', '.join(map(short, extra[:5]))}" if extra else "",
+            f"repeated: {', '.join(map(short, dup[:5]))}" if dup else "") if x)
+        raise SgdlabError(f"{path}: its columns do not match the {len(names)} features the model was trained on "
+                          f"({what}); expected the columns {', '.join(map(short, names[:8]))}"
+                          f"{', ...' if len(names) > 8 else ''}" + (f" (and optionally {short(label)})" if label else ""))
+    X, _, got = read_table(path, label=label if label in header else None, need_label=False)
+    return X[:, [got.index(n) for n in names]]
 
 
 # --------------------------------------------------------------------------- IDX (MNIST's format)
@@ -219,38 +263,57 @@ def read_idx(path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise SgdlabError(f"no such file: {path}")
+    gz = False
     try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise SgdlabError(f"{path}: cannot read ({e})") from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-            raise SgdlabError(f"{path}: not a readable gzip file ({e})") from None
-    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        with open(p, "rb") as f:
+            gz = f.read(2) == _GZIP_MAGIC
+        f = gzip.open(p, "rb") if gz else open(p, "rb")
+        with f:
+            raw = _read_idx_stream(f, path)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise SgdlabError(f"{path}: not a readable {'gzip' if gz else 'IDX'} file ({e})") from None
+    raw, shape, dtype = raw
+    data = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))
+
+
+def _read_idx_stream(f, path):
+    """(payload bytes, shape, dtype) from an open IDX stream; the header's declared size is
+    checked against :func:`~sgdlab.bounded.data_cap` before the payload is read."""
+    head = f.read(4)
+    if len(head) < 4 or head[:2] != b"\x00\x00":
         raise SgdlabError(f"{path}: not an IDX file (it must start with bytes 00 00, then the type code "
-                          f"and the number of dimensions; it starts with {raw[:4].hex(' ') or 'nothing'})")
-    code, ndim = raw[2], raw[3]
+                          f"and the number of dimensions; it starts with {head[:4].hex(' ') or 'nothing'})")
+    code, ndim = head[2], head[3]
     if code not in IDX_TYPES:
         valid = ", ".join(f"0x{c:02X} ({np.dtype(t).name})" for c, t in IDX_TYPES.items())
         raise SgdlabError(f"{path}: unknown IDX type code 0x{code:02X}; valid: {valid}")
     if ndim == 0:
         raise SgdlabError(f"{path}: an IDX file needs at least one dimension, the header says 0")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise SgdlabError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
-                          f"the file has {len(raw)}")
-    shape = tuple(int(n) for n in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise SgdlabError(f"{path}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+                          f"the file has {4 + len(dims)}")
+    shape = tuple(int(n) for n in np.frombuffer(dims, dtype=">u4", count=ndim))
     dtype = np.dtype(IDX_TYPES[code])
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    actual = len(raw) - header
+    cap = data_cap()
+    if expected > cap:
+        from ..memory import human
+
+        raise SgdlabError(f"{path}: the IDX header declares shape {shape} of {dtype.name}, {human(expected)}; more "
+                          f"than the {human(cap)} sgdlab reads (set SGDLAB_MAX_FILE_BYTES to raise it)")
+    raw = f.read(expected + 1)  # one byte more tells a padded file, without reading the rest
+    actual = len(raw)
+    if actual > expected:  # count the padding in chunks, never holding it
+        while actual <= 2 * cap and (chunk := f.read(1 << 20)):
+            actual += len(chunk)
     if actual != expected:
         what = "truncated" if actual < expected else "padded"
-        raise SgdlabError(f"{path}: IDX payload is {actual} bytes, expected {expected} for shape "
+        shown = f"{actual}" if actual <= 2 * cap else f"more than {2 * cap}"
+        raise SgdlabError(f"{path}: IDX payload is {shown} bytes, expected {expected} for shape "
                           f"{shape} of {dtype.name} ({what} file?)")
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))
+    return raw, shape, dtype
 
 
 def idx_label_candidates(images_path) -> list[Path]:

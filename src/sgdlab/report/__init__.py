@@ -56,13 +56,20 @@ def build(out_dir: Path, diverged: str = "zero") -> Rendered:
     db = out_dir / STORE_NAME
     if not db.is_file():
         raise SgdlabError(f"{out_dir}: no {STORE_NAME} here; run 'sgdlab study SPEC --out {out_dir}' first")
+    from ..outdir import write_error
+    from ..study.lock import FolderLock
     from ..study.store import Store
 
     with Store(db) as s:
         spec = s.spec()
         records = s.records()
         sensitivity = s.sensitivity()  # rounding sensitivity, measured at study time
-    return render_records(out_dir, records, spec, diverged=diverged, full=True, sensitivity=sensitivity)
+    try:
+        with FolderLock(out_dir, "sgdlab report"):
+            return render_records(out_dir, records, spec, diverged=diverged, full=True, sensitivity=sensitivity)
+    except OSError as e:  # full disk, read-only folder: the results stay in the store
+        raise SgdlabError(f"{write_error(out_dir, e)}; the report is not (fully) rendered, the results are "
+                          f"stored: render it again with `sgdlab report {out_dir}`") from None
 
 
 def _load_data(spec: dict):
@@ -71,14 +78,6 @@ def _load_data(spec: dict):
     split = tuple(spec.get("split") or (0.6, 0.2, 0.2))
     return load_dataset(spec.get("dataset", "digits"), split, spec.get("split_seed", 0), spec.get("label"),
                         spec.get("scale", "auto"))
-
-
-def _clean(directory: Path, suffixes: tuple[str, ...]) -> None:
-    """Remove what an earlier rendering wrote, so a re-render leaves no stale file."""
-    if directory.is_dir():
-        for p in directory.iterdir():
-            if p.is_file() and p.suffix in suffixes:
-                p.unlink()
 
 
 def _asset(name: str) -> str:
@@ -121,9 +120,10 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
     spec = dict(spec or {})
     if not records:
         raise SgdlabError(f"{out_dir}: the study holds no finished run yet; nothing to report")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _clean(out_dir / "tables", (".md", ".csv"))
-    _clean(out_dir / "figures", (".png", ".svg"))
+    from ..outdir import OutDir
+
+    owner = OutDir(out_dir).claim()  # refuses a folder sgdlab did not make
+    before = owner.begin_render()  # deletes only what an earlier rendering wrote
 
     data_note = None
     if data is None:
@@ -149,6 +149,7 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
     (out_dir / "report.md").write_text(to_markdown(doc, out_dir))
     html_path = out_dir / "report.html"
     html_path.write_text(to_html(doc))
+    owner.finish_render(before)
     if full:
         return Rendered(html_path, tuple(answer_lines(ctx.questions)))
     return html_path

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from concurrent.futures import CancelledError
+
 from .._version import __version__
 from ..errors import SgdlabError
 
@@ -129,6 +131,12 @@ def run_tasks(tasks: Sequence, fn: Callable, on_result: Callable, scheduler: str
             result = future.result()
             future.release()  # the driver has it; let the cluster forget it
             on_result(result)
+    except (CancelledError, OSError) as e:
+        # The scheduler went away (its futures are cancelled, its connection closed).
+        why = " ".join(str(e).split())[:200]
+        raise SgdlabError(f"lost the Dask scheduler at {scheduler} ({type(e).__name__}: {why}); the runs stored "
+                          "so far are kept: restart the scheduler and its workers, then rerun with --resume"
+                          ) from None
     except BaseException:
         # Ctrl-C, a failing on_result or a lost task: stop the work still on the cluster.
         pending = [f for f in futures if not f.done()]

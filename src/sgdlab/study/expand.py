@@ -50,9 +50,39 @@ def schedule_id(config: RunConfig) -> str:
     return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def expand(spec) -> list[PlannedRun]:
+#: the most runs a study may have unless ``--max-runs`` (``max_runs``) says more
+MAX_RUNS = 200_000
+
+
+def count_runs(spec) -> int:
+    """The number of runs ``spec`` expands to, counted without expanding it."""
+    total = 0
+    for block in spec.grid:
+        n = len(spec.seeds)
+        for axis in (block.cost, block.ce_outside, block.activation, block.output, block.init, block.momentum, block.l2,
+                     block.bias_init, block.lr):
+            n *= len(axis)
+        total += n
+    return total
+
+
+def check_count(spec, max_runs: int | None = MAX_RUNS) -> int:
+    """:func:`count_runs`, or :class:`SgdlabError` if it is above ``max_runs``."""
+    n = count_runs(spec)
+    limit = MAX_RUNS if max_runs is None else max_runs
+    if n > limit:
+        raise SgdlabError(f"{spec.source}: the spec expands to {n:,} runs, more than the limit of {limit:,}; "
+                          "shrink the grid or the seeds, or raise the limit with --max-runs N")
+    return n
+
+
+def expand(spec, max_runs: int | None = MAX_RUNS) -> list[PlannedRun]:
     """Every run of ``spec`` in a fixed order: blocks as written, then the axes
-    cost, ce_outside, activation, output, init, momentum, l2, bias_init, lr, and the seed innermost."""
+    cost, ce_outside, activation, output, init, momentum, l2, bias_init, lr, and the seed innermost.
+
+    The runs are counted first: more than ``max_runs`` is an :class:`SgdlabError`, before
+    anything is allocated."""
+    check_count(spec, max_runs)
     runs, seen = [], {}
     for bi, block in enumerate(spec.grid, 1):
         axes = (block.cost, block.ce_outside, block.activation, block.output, block.init, block.momentum, block.l2,

@@ -2,10 +2,12 @@
 
 A run is retrained with the engine that produced it (``RunRecord.engine``). The single
 engine trains it alone. The batched engine's numbers depend, by float rounding, on the
-stack a run was trained in (:func:`sgdlab.train.batched.plan`), so the whole task that
-trained it is retrained: the runs of its group written in the same store transaction, in
-expansion order, through the runner's own :func:`~sgdlab.study.runner.train_group`. On the
-same machine the numbers come back bit for bit.
+stack a run was trained in (:func:`sgdlab.train.batched.plan`), so its whole schedule group
+is retrained, as the runner trains it (a resumed study too: the runner retrains the whole
+group and keeps the missing runs): every run of the group in the stored spec's expansion
+order, through the runner's own :func:`~sgdlab.study.runner.train_group`. On the same
+machine the numbers come back bit for bit. (A batched run stored by an sgdlab older than
+that rule, in a resumed study, may have shared its stack with fewer runs.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SgdlabError
-from .expand import PlannedRun, schedule_id
+from .expand import PlannedRun, expand, schedule_id
 from .records import RunRecord
 from .store import STORE_NAME, Store
 
@@ -78,19 +80,24 @@ def rerun(study_dir, run: str) -> Rerun:
     d = Path(study_dir)
     if not (d / STORE_NAME).is_file() and not (d.is_file() and d.suffix == ".sqlite"):
         raise SgdlabError(f"{study_dir}: not a study directory (no {STORE_NAME}; run 'sgdlab study SPEC --out DIR')")
+    from .spec import StudySpec
+
     with Store(d) as st:
         records = st.records()
         stored = find_run(records, run)
+        spec = StudySpec.from_dict(st.spec())
         task_keys = st.task_keys(stored.key)
     engine = stored.engine or "single"
     if stored.status == "failed":
         raise SgdlabError(f"run {stored.key} failed in the study ({stored.error}); there are no numbers to reproduce")
-    by_key = {r.key: r for r in records}
+    group = schedule_id(stored.config)
     if engine == "batched":
-        members = [by_key[k] for k in task_keys if k in by_key and by_key[k].engine == "batched"]
+        runs = tuple(r for r in expand(spec, 10**12) if r.schedule == group)  # the study ran it: no limit here
+        if stored.key not in {r.key for r in runs}:  # not in the stored spec's grid: the runs written with it
+            by_key = {r.key: r for r in records}
+            runs = tuple(PlannedRun(i, by_key[k].mode, by_key[k].config, k, group) for i, k in enumerate(task_keys))
     else:
-        members = [stored]
-    runs = tuple(PlannedRun(i, r.mode, r.config, r.key, schedule_id(r.config)) for i, r in enumerate(members))
-    out = train_group(Task(schedule_id(stored.config), runs, engine))
-    new, net = next((rec, n) for rec, n in out if rec.key == stored.key)
+        runs = (PlannedRun(0, stored.mode, stored.config, stored.key, group),)
+    out = train_group(Task(group, runs, engine, keep=(stored.key,)))
+    new, net = out[0]
     return Rerun(stored, new, net, len(runs))

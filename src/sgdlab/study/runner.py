@@ -26,7 +26,7 @@ from ..train.loop import History
 from .expand import PlannedRun, expand, schedule_groups, schedule_id
 from .records import RunRecord
 from .spec import check_growth
-from .store import STORE_NAME, Store
+from .store import STORE_NAME, Store, StoreWriteError
 
 ENGINES = ("batched", "single")
 BACKENDS = ("local", "dask")
@@ -40,6 +40,8 @@ class Task:
     schedule: str
     runs: tuple[PlannedRun, ...]
     engine: str = "single"
+    data_digest: str | None = None  # the driver's dataset digest: a worker's data must match it
+    keep: tuple[str, ...] | None = None  # keys to return (None: all); the others are trained only
 
 
 # --------------------------------------------------------------------------- worker side
@@ -47,14 +49,25 @@ class Task:
 _DATA: dict[tuple, object] = {}  # per-process cache: every task of a study shares its data
 
 
-def _dataset_for(config):
+class DataChanged(SgdlabError):
+    """A worker loaded data that differ from what the driver recorded in the store."""
+
+
+def _dataset_for(config, digest: str | None = None):
     from ..data import load_dataset
+    from ..data.digest import dataset_digest
 
     k = (config.dataset, tuple(config.split), config.split_seed, config.label, config.scale, config.dtype)
     if k not in _DATA:
-        _DATA[k] = load_dataset(config.dataset, config.split, config.split_seed, config.label,
-                                config.scale).astype(config.dtype)
-    return _DATA[k]
+        data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
+        _DATA[k] = (data.astype(config.dtype), dataset_digest(data))
+    data, have = _DATA[k]
+    if digest is not None and have != digest:
+        del _DATA[k]
+        raise DataChanged(f"dataset {config.dataset}: its content changed while the study ran (the store's data "
+                          "digest no longer matches); restore the data the study started with, or start a new "
+                          "study in another folder")
+    return data
 
 
 def _failed(run: PlannedRun, error: str, engine: str) -> RunRecord:
@@ -102,7 +115,7 @@ def run_schedule_group(task: Task) -> list[RunRecord]:
 def train_group(task: Task) -> list[tuple[RunRecord, object]]:
     """:func:`run_schedule_group` with each run's trained network (None for a failed run) beside its
     record: what ``sgdlab rerun`` uses to retrain a stored run exactly as the study did."""
-    data = _dataset_for(task.runs[0].config)
+    data = _dataset_for(task.runs[0].config, task.data_digest)
     # Runs that differ only in how the output activation is written (paper mode's "same" on
     # a sigmoid network, corrected mode's "sigmoid") are one computation: train it once.
     unique: dict = {}
@@ -127,6 +140,8 @@ def train_group(task: Task) -> list[tuple[RunRecord, object]]:
         done = {_computation(r.config): _train_single(r, data) for r in todo}
     out = []
     for r in task.runs:
+        if task.keep is not None and r.key not in task.keep:
+            continue
         rec, net = done[_computation(r.config)]
         if rec.key != r.key:
             rec = dataclasses.replace(rec, key=r.key, mode=r.mode, config=r.config)
@@ -268,16 +283,23 @@ def _remove_store(out: Path) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+    for p in out.glob(f".{STORE_NAME}.*.tmp"):  # a creation that was killed
+        p.unlink(missing_ok=True)
 
 
-def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool = False) -> bool:
+def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool = False,
+                data_digest: str | None = None, warn: Callable[[str], None] | None = None) -> bool:
     """Check ``out`` against ``spec``; returns True if an existing store is to be resumed.
 
     A different study there is refused unless ``force`` (which deletes its store); the same
-    study is resumed with ``resume`` (or ``resume_same``), refused otherwise.
+    study is resumed with ``resume`` (or ``resume_same``), refused otherwise. A store whose
+    recorded dataset digest differs from ``data_digest`` is refused, naming the dataset.
+    The caller holds the folder's lock.
     """
     if out.exists() and not out.is_dir():
         raise SgdlabError(f"--out: {out} exists and is not a directory")
+    for p in out.glob(f".{STORE_NAME}.*.tmp"):  # left by a creation that was killed: never a store
+        p.unlink(missing_ok=True)
     path = out / STORE_NAME
     if not path.exists():
         return False
@@ -286,8 +308,11 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
         return False
     try:
         with Store(path) as st:
-            digest, old, n, keys = st.digest(), st.spec(), st.count(), list(st.statuses())
+            digest, old, n, keys, data = (st.digest(), st.spec(), st.count(), list(st.statuses()),
+                                          st.data_digest())
     except SgdlabError as e:
+        if "damaged study store" in str(e):
+            raise SgdlabError(f"--out: {e}") from None
         raise SgdlabError(f"--out: {e}; choose another --out, or --force to replace it") from None
     grows = digest != spec.digest()
     if grows:
@@ -297,22 +322,37 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
         what = "a smaller version of this study" if grows else "this study"
         raise SgdlabError(f"--out: {out} already holds {what} ({n} runs stored); add --resume to "
                           f"{'grow' if grows else 'continue'} it, or --force to start over")
+    if data_digest is not None and data is not None and data != data_digest:
+        raise SgdlabError(f"--resume: dataset {spec.dataset} is not the data the {n} stored runs were trained on "
+                          "(its content or split changed since the study started); restore it, or run the "
+                          "study into another --out (or --force to start over)")
+    if data_digest is not None and data is None and warn is not None:
+        warn(f"{path} was made by an sgdlab that did not record its dataset's digest; the runs already stored "
+             "cannot be checked against today's data (the digest is recorded now)")
     return True
 
 
 def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: bool = False,
             engine: str = "batched", backend: str = "local", scheduler: str | None = None,
-            progress: bool = True, resume_same: bool = False,
+            progress: bool = True, resume_same: bool = False, max_runs: int | None = None,
             log: Callable[[str], None] | None = None, sensitivity: bool = True) -> StudyRun:
     """Run ``spec`` (a :class:`StudySpec`) into ``out/results.sqlite``.
 
-    After the grid, ``sensitivity`` retrains one run per selected cell with its inputs moved
-    by one rounding step (:mod:`.sensitivity`; local processes, cells measured before are
-    skipped) so that the report can mark the rounding-sensitive cells.
-
+    ``out`` must be new, empty, or a folder sgdlab made (:mod:`sgdlab.outdir`); one study
+    at a time may write it (:class:`~sgdlab.study.lock.FolderLock`). ``max_runs`` raises the
+    limit on the number of runs (:data:`~sgdlab.study.expand.MAX_RUNS`). After the grid,
+    ``sensitivity`` retrains one run per selected cell with its inputs moved by one rounding
+    step (:mod:`.sensitivity`; local processes, cells measured before are skipped) so that
+    the report can mark the rounding-sensitive cells.
     Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished schedule groups kept).
     """
+    from ..data.digest import dataset_digest
+    from ..memory import check_fits
+    from ..outdir import OutDir
+    from .lock import FolderLock
+
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    warn = lambda m: log(f"sgdlab: warning: {m}")  # noqa: E731
     out = Path(out)
     if backend not in BACKENDS:
         raise SgdlabError(f"backend: unknown value {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -328,17 +368,47 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         dispatch = _dask_run_tasks()
     if engine not in ENGINES:
         raise SgdlabError(f"engine: unknown value {engine!r}; valid: {', '.join(ENGINES)}")
-    runs = expand(spec)
+    runs = expand(spec, max_runs)
     # Load the data once here: a bad CSV or an impossible split fails before any store is
     # made (or, with force, deleted).
     from ..data import load_dataset
 
-    load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label, spec.scale)
-    resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same)
+    data = load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label, spec.scale)
+    digest = dataset_digest(data)
+    if backend == "local":
+        widest = max((len(g.runs) for g in schedule_groups(runs)), default=1) if engine == "batched" else 1
+        n_rows = max(len(data.y_train), len(data.y_val), len(data.y_test))
+        check_fits([data.n_features, *spec.hidden, data.n_classes], spec.dtype, n_rows,
+                   runs=widest * min(jobs, len(runs) or 1), what=f"{spec.source}: the network")
+    outdir = OutDir(out).claim()
+    lock = FolderLock(out, f"sgdlab study {spec.name}").acquire()
+    try:
+        return _execute_locked(spec, out, runs, outdir, digest, jobs=jobs, resume=resume, force=force,
+                               engine=engine, backend=backend, scheduler=scheduler, progress=progress,
+                               resume_same=resume_same, dispatch=dispatch, log=log, warn=warn,
+                               sensitivity=sensitivity)
+    finally:
+        lock.release()
 
-    store = Store(out / STORE_NAME, writable=True) if resuming else Store.create(out / STORE_NAME, spec)
-    if resuming and store.digest() != spec.digest():
-        store.replace_spec(spec)  # grown (checked in prepare_out): the store now describes the whole grid
+
+def _execute_locked(spec, out, runs, outdir, digest, *, jobs, resume, force, engine, backend, scheduler, progress,
+                    resume_same, dispatch, log, warn, sensitivity=True) -> StudyRun:
+    from ..outdir import LOCK_NAME
+
+    resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same, data_digest=digest,
+                           warn=warn)
+    outdir.add(STORE_NAME, LOCK_NAME)
+    if resuming:
+        store = Store(out / STORE_NAME, writable=True)
+        if store.digest() != spec.digest():
+            store.replace_spec(spec)  # grown (checked in prepare_out): the store now describes the whole grid
+        if store.data_digest() is None:
+            try:
+                store.set_data_digest(digest)
+            except Exception as e:  # noqa: BLE001 - a read-only store: resuming fails below with one line
+                warn(f"could not record the dataset digest ({e})")
+    else:
+        store = Store.create(out / STORE_NAME, spec, data_digest=digest)
     indices = {r.key: r.index for r in runs}
     summary = StudyRun(out, store.path, len(runs), 0, engine=engine, jobs=jobs, backend=backend)
     try:
@@ -348,13 +418,17 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         tasks = []
         for g in schedule_groups(runs):
             todo = tuple(r for r in g.runs if r.key not in finished)  # failed runs are retried
-            if todo:
-                tasks.append(Task(g.id, todo, engine))
+            if todo and engine == "batched" and len(todo) < len(g.runs):
+                # The batched engine's rounding depends on which runs train together: retrain
+                # the whole group as an uninterrupted study did, keep only the runs missing.
+                tasks.append(Task(g.id, g.runs, engine, digest, keep=tuple(r.key for r in todo)))
+            elif todo:
+                tasks.append(Task(g.id, todo, engine, digest))
         bar = Progress(f"study {spec.name}", len(runs), len(finished), enabled=progress)
         if progress and not bar.tty:
             where = f"{jobs} process{'es' if jobs > 1 else ''}" if backend == "local" else f"dask {scheduler}"
             log(f"study {spec.name}: {len(runs)} runs in {len(schedule_groups(runs))} schedule groups, {len(finished)} already stored; "
-                f"{sum(len(t.runs) for t in tasks)} to run on {where}, {engine} engine")
+                f"{sum(len(t.keep or t.runs) for t in tasks)} to run on {where}, {engine} engine")
 
         def on_result(records: list[RunRecord]) -> None:
             if not records:
@@ -375,6 +449,10 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
             summary.seconds = time.perf_counter() - t0
             summary.counts = _counts(store)
             raise StudyInterrupted(summary) from None
+        except StoreWriteError as e:
+            bar.close()
+            raise SgdlabError(f"{e}; the {_stored(store)} runs stored before are kept: free space (or make "
+                              f"{out} writable) and resume the study with --resume") from None
         except SgdlabError:
             # A backend that failed before any result (e.g. an unreachable Dask scheduler)
             # must not leave an empty store that a retry would then refuse without --resume.
@@ -398,6 +476,13 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     finally:
         store.close()
     return summary
+
+
+def _stored(store: Store) -> int:
+    try:
+        return store.count()
+    except SgdlabError:
+        return 0
 
 
 def _counts(store: Store) -> dict:

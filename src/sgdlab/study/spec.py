@@ -169,6 +169,9 @@ def paper_spec_path() -> Path:
 
 # --------------------------------------------------------------------------- parsing
 
+MAX_SPEC_BYTES = 1 << 20  # a spec is a few hundred bytes; this only stops a runaway file
+MAX_SEEDS = 1_000_000
+
 def load_spec(path, overrides: dict | None = None) -> StudySpec:
     """Read and validate the TOML spec at ``path``.
 
@@ -179,6 +182,9 @@ def load_spec(path, overrides: dict | None = None) -> StudySpec:
     if not p.is_file():
         raise SgdlabError(f"no such spec file: {path}")
     try:
+        size = p.stat().st_size
+        if size > MAX_SPEC_BYTES:  # never read a huge file whole just to refuse it
+            raise SgdlabError(f"{p.name}: {size:,} bytes; a study spec is at most {MAX_SPEC_BYTES:,} bytes")
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise SgdlabError(f"{p.name}: cannot read the spec ({e})") from None
@@ -290,6 +296,12 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
     name = _str(source, "name", name)
     if not name.strip():
         raise _err(source, "name", "must not be empty")
+    from ..outdir import check_name
+
+    try:
+        check_name(name)
+    except SgdlabError as e:
+        raise _err(source, "name", str(e).split(": ", 1)[1]) from None
     description = _str(source, "description", s["description"])
     dataset = _dataset(source, s["dataset"], base_dir)
     label = None if s["label"] is None else _str(source, "label", s["label"])
@@ -316,13 +328,18 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
             raise _err(source, "seeds", "empty list; give a count or at least one seed")
         for x in seeds:
             _field(source, "seeds", "seed", x)
+        if len(seeds) > MAX_SEEDS:
+            raise _err(source, "seeds", f"{len(seeds):,} seeds; at most {MAX_SEEDS:,}")
         if len(set(seeds)) != len(seeds):
             raise _err(source, "seeds", f"duplicate seeds in {seeds!r}")
         seeds = tuple(seeds)
     else:
         if isinstance(seeds, bool) or not isinstance(seeds, int):
             raise _err(source, "seeds", f"expected a count or a list of seeds, got {_typename(seeds)} {seeds!r}")
-        seeds = tuple(range(_int(source, "seeds", seeds, minimum=1)))
+        seeds = _int(source, "seeds", seeds, minimum=1)
+        if seeds > MAX_SEEDS:
+            raise _err(source, "seeds", f"{seeds:,} seeds; at most {MAX_SEEDS:,}")
+        seeds = tuple(range(seeds))
 
     defaults = {a: _axis(source, a, raw[a], a) for a in AXES if a in raw}
     blocks_raw = raw.get("grid")
@@ -367,9 +384,12 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
 
     spec = StudySpec(name, dataset, label, split, split_seed, tuple(hidden), epochs, batch_size, dtype,
                      seeds, patience, tuple(grid), description, source, text, scale=scale)
-    from .expand import expand  # duplicates across blocks are a spec error too
+    from .expand import MAX_RUNS, count_runs, expand
 
-    expand(spec)
+    # Duplicates across blocks are a spec error too. A spec above the run limit is checked
+    # (count first, then duplicates) when it is run, where --max-runs can raise the limit.
+    if count_runs(spec) <= MAX_RUNS:
+        expand(spec)
     return spec
 
 

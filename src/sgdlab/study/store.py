@@ -22,6 +22,11 @@ Tables
     One row per retrained run (:mod:`.sensitivity`): ``key`` (the stored run retrained with
     its training inputs moved by one rounding step), ``result`` (JSON), ``measured``.
 
+``meta`` also holds ``data_digest``: a SHA-256 of the split dataset the runs were trained on
+(features, labels, classes of each part); ``--resume`` refuses a dataset that differs.
+A store is created in a temporary file and renamed into place (a kill leaves no store or
+a complete one); a row whose JSON cannot be read back never counts as finished.
+
 The runner writes each schedule group of runs in one transaction, so a killed study leaves
 only whole schedule groups behind and the file stays valid. Floats are stored as JSON with Python's
 ``repr`` and read back bit for bit (NaN included).
@@ -86,6 +91,10 @@ def _real(x):
     return x if x == x else None  # NaN -> NULL in the plain columns (the JSON keeps it)
 
 
+class StoreWriteError(SgdlabError):
+    """The store refused a write (full disk, read-only file system, damaged file)."""
+
+
 class Store:
     """A study's SQLite store.
 
@@ -108,7 +117,7 @@ class Store:
             else:
                 self._con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             names = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, OSError) as e:
             if self._con is not None:
                 self._con.close()
             raise SgdlabError(f"{self.path}: not a readable sgdlab study store ({e})") from None
@@ -116,24 +125,44 @@ class Store:
             self._con.close()
             self._con = None
             raise SgdlabError(f"{self.path}: not an sgdlab study store (no meta/runs tables)")
-        schema = self._meta("schema")
-        if schema is None or int(schema) > SCHEMA:
+        try:
+            schema = self._meta("schema")
+            newer = schema is None or int(schema) > SCHEMA
+        except SgdlabError:
+            self._con.close()
+            self._con = None
+            raise
+        except (sqlite3.DatabaseError, ValueError) as e:
+            self._con.close()
+            self._con = None
+            raise SgdlabError(f"{self.path}: damaged study store ({e})") from None
+        if newer:
             self._con.close()
             self._con = None
             raise SgdlabError(f"{self.path}: store schema {schema!r} is not one this sgdlab reads ({SCHEMA})")
 
     @classmethod
-    def create(cls, path, spec) -> "Store":
-        """A new, empty store for ``spec`` (a :class:`StudySpec`); the file must not exist."""
+    def create(cls, path, spec, data_digest: str | None = None) -> "Store":
+        """A new, empty store for ``spec`` (a :class:`StudySpec`); the file must not exist.
+
+        The store is built in a temporary file beside it and renamed into place, so a kill
+        during creation leaves either no store or a complete one. ``data_digest``
+        (:func:`sgdlab.data.digest.dataset_digest`) is recorded as ``data_digest``.
+        """
+        import os
+
         from .._version import __version__
+        from ..outdir import write_error
 
         p = store_path(path)
         if p.exists():
             raise SgdlabError(f"{p} already exists")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(p)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        con = None
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            con = sqlite3.connect(tmp)
             with con:
                 con.executescript(_CREATE)
                 meta = {"schema": str(SCHEMA), "spec_toml": spec.text, "spec_source": spec.source,
@@ -143,20 +172,45 @@ class Store:
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         # where it is trained (CPU flags, numpy, BLAS): chaotic runs differ across machines
                         "machine": json.dumps(machine(), sort_keys=True)}
+                if data_digest is not None:
+                    meta["data_digest"] = data_digest
                 con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
-        finally:
             con.close()
+            con = None
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except (OSError, sqlite3.Error) as e:
+            if con is not None:
+                con.close()
+            tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise write_error(p.parent, e) from None
+            raise SgdlabError(f"cannot create {p}: {e}") from None
         return cls(p, writable=True)
 
     # ------------------------------------------------------------------ reading
 
+    def _damaged(self, e) -> SgdlabError:
+        return SgdlabError(f"{self.path}: damaged study store ({e}); move it away, or start the study over "
+                           "with --force")
+
     def _meta(self, key):
-        row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
         return None if row is None else row[0]
 
     def spec(self) -> dict:
         """The validated spec as a plain dict (see :meth:`StudySpec.to_dict`)."""
-        return json.loads(self._meta("spec_json"))
+        try:
+            spec = json.loads(self._meta("spec_json"))
+            if not isinstance(spec, dict):
+                raise TypeError("not a table")
+        except (TypeError, ValueError) as e:
+            raise self._damaged(f"its spec metadata is missing or unreadable: {e}") from None
+        return spec
 
     def spec_text(self) -> str:
         """The spec's TOML text as it was read when the study started."""
@@ -168,29 +222,71 @@ class Store:
     def digest(self) -> str:
         return self._meta("spec_digest")
 
+    def data_digest(self) -> str | None:
+        """The digest of the dataset and split the runs were trained on (None in stores made
+        before sgdlab recorded it)."""
+        return self._meta("data_digest")
+
+    def set_data_digest(self, digest: str) -> None:
+        """Record the dataset digest in an older store that has none."""
+        with self._con:
+            self._con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('data_digest', ?)", (digest,))
+
     def meta(self) -> dict:
-        return dict(self._con.execute("SELECT key, value FROM meta"))
+        try:
+            return dict(self._con.execute("SELECT key, value FROM meta"))
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
 
     def count(self, status: str | None = None) -> int:
-        if status is None:
-            return self._con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        return self._con.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0]
+        try:
+            if status is None:
+                return self._con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            return self._con.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
 
     def statuses(self) -> dict[str, str]:
-        """``{key: status}`` of every stored run."""
-        return dict(self._con.execute("SELECT key, status FROM runs"))
+        """``{key: status}`` of every stored run whose row can be read back; a damaged row
+        (unparseable JSON, an unknown status) is left out, so a resume trains it again."""
+        out = {}
+        for key, status, config, final, history in self._rows(
+                "SELECT key, status, config, final, history FROM runs"):
+            try:
+                RunConfig.from_dict(json.loads(config))
+                json.loads(final)
+                History.from_dict(json.loads(history))
+            except Exception:  # noqa: BLE001 - any damage makes the row not finished
+                continue
+            out[key] = status
+        return out
+
+    def _rows(self, sql):
+        try:
+            yield from self._con.execute(sql)
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
 
     def records(self) -> list[RunRecord]:
-        """Every stored run, in the spec's expansion order, with its History rebuilt."""
-        out = []
-        for key, mode, status, error, config, final, history, preds, engine in self._con.execute(
+        """Every stored run, in the spec's expansion order, with its History rebuilt.
+
+        Raises :class:`SgdlabError` (one line, with the count) if some rows cannot be read
+        back: ``--resume`` retrains them."""
+        out, bad = [], []
+        for key, mode, status, error, config, final, history, preds, engine in self._rows(
                 "SELECT key, mode, status, error, config, final, history, test_predictions, engine "
                 "FROM runs ORDER BY idx"):
-            out.append(RunRecord(key=key, mode=mode, config=RunConfig.from_dict(json.loads(config)),
-                                 status=status, final=json.loads(final),
-                                 history=History.from_dict(json.loads(history)), error=error,
-                                 test_predictions=None if preds is None else json.loads(preds),
-                                 engine=engine))
+            try:
+                out.append(RunRecord(key=key, mode=mode, config=RunConfig.from_dict(json.loads(config)),
+                                     status=status, final=json.loads(final),
+                                     history=History.from_dict(json.loads(history)), error=error,
+                                     test_predictions=None if preds is None else json.loads(preds),
+                                     engine=engine))
+            except Exception:  # noqa: BLE001 - a damaged row
+                bad.append(key)
+        if bad:
+            raise SgdlabError(f"{self.path}: {len(bad)} of {len(out) + len(bad)} stored runs are damaged and "
+                              f"cannot be read (e.g. {bad[0]}); resume the study (--resume) to train them again")
         return out
 
     def task_keys(self, key: str) -> list[str]:
@@ -240,8 +336,12 @@ class Store:
                          None if r.test_predictions is None else json.dumps([int(x) for x in r.test_predictions]),
                          r.engine or engine, now))
         marks = ", ".join("?" * len(_COLUMNS))
-        with self._con:  # one transaction: all of the schedule group or none of it
-            self._con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", rows)
+        try:
+            with self._con:  # one transaction: all of the schedule group or none of it
+                self._con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                                      rows)
+        except sqlite3.Error as e:
+            raise StoreWriteError(f"cannot write to {self.path} ({e})") from None
 
     def replace_spec(self, spec) -> None:
         """Record ``spec`` as the study's spec: a study grown by a spec that only adds runs
