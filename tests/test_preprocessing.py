@@ -29,7 +29,9 @@ def iris_csv(tmp_path_factory):
 
 def _predict(capsys, model, X, tmp_path):
     f = tmp_path / "raw.csv"
-    f.write_text(",".join(f"x{i}" for i in range(X.shape[1])) + "\n"
+    # iris.csv's own header (a model trained on a CSV matches columns by name)
+    names = ["sl", "sw", "pl", "pw"] if X.shape[1] == 4 else [f"x{i}" for i in range(X.shape[1])]
+    f.write_text(",".join(names) + "\n"
                  + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X))
     code, out, err = cli(capsys, "predict", str(model), "--input", str(f))
     assert code == 0, err
