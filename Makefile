@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: reproduce test install install-test bench clean
+.PHONY: reproduce test install install-test bench clean readme-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ reproduce: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+readme-table: install
+	$(BIN)/python scripts/readme_results.py results/paper --readme README.md
 
 bench: install-test
 	$(BIN)/python benchmarks/bench_core.py

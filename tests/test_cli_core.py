@@ -124,16 +124,17 @@ def test_save_load_predict_gives_the_same_predictions(capsys, tmp_path, digits):
     assert json.loads(out)["saved"] == str(model)
     net, meta = load(model)
     X = digits.X_test[:25]
+    raw = X * 16  # predict takes raw 0-16 pixels: the model file carries its divide:16
     features = tmp_path / "x.csv"
     features.write_text(",".join(f"p{i}" for i in range(64)) + "\n"
-                        + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X))
+                        + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in raw))
     code, out, err = cli(capsys, "predict", str(model), "--input", str(features))
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "prediction"
     assert [int(v) for v in lines[1:]] == net.predict(X).tolist()
     # the same from an NPZ, with probabilities
-    np.savez(tmp_path / "x.npz", X=X)
+    np.savez(tmp_path / "x.npz", X=raw)
     code, out, err = cli(capsys, "predict", str(model), "--input", str(tmp_path / "x.npz"), "--proba")
     assert code == 0, err
     rows = [line.split(",") for line in out.splitlines()[1:]]

@@ -227,6 +227,7 @@ def test_ce_outside_keeps_old_run_keys():
     c = RunConfig()
     d = c.to_dict()
     d.pop("ce_outside")
+    d.pop("scale")  # joined later still (issue 10's preprocessing), left out at its default too
     old = hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     assert c.key() == old
     assert RunConfig(ce_outside="nielsen").key() != c.key()

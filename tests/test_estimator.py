@@ -94,7 +94,7 @@ def test_parameter_names_are_mlpclassifiers_where_the_meaning_is():
               "random_state", "verbose"}
     assert shared <= set(SGDNetClassifier().get_params()) & set(MLPClassifier().get_params())
     assert set(SGDNetClassifier().get_params()) - shared == {"out_activation", "cost", "init", "bias_init",
-                                                             "ce_outside", "dtype"}
+                                                             "ce_outside", "dtype", "scale"}
 
 
 def test_grid_search_in_pipeline_on_digits(digits):

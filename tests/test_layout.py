@@ -22,7 +22,7 @@ SRC = Path(sgdlab.__file__).parent
 
 # Each top-level part of the package and its layer: a module may import its own layer or lower.
 LAYERS = {
-    "_version": 0, "errors": 0, "nn": 1, "choices": 1, "config": 1, "data": 1, "io": 1,
+    "_version": 0, "errors": 0, "provenance": 0, "nn": 1, "choices": 1, "config": 1, "data": 1, "io": 1,
     "bounded": 1, "memory": 1, "outdir": 1,
     "train": 2, "engine": 2, "estimator": 3, "study": 3, "baselines": 3, "benchlib": 3,
     "report": 4, "workflow": 5, "commands": 6, "lab": 6, "cli": 6, "__main__": 6, "__init__": 6,

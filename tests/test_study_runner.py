@@ -285,7 +285,9 @@ def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
     spec = """epochs = 2\nlr = 1.0\ninit = "xavier"\ncost = "ce"\nactivation = ["sigmoid", "tanh"]
 [[grid]]\nmode = "paper"\noutput = "same"\n[[grid]]\nmode = "corrected"\noutput = "sigmoid"\n"""
     res = run_study(spec, tmp_path / "o", jobs=1, engine="single", progress=False)
-    assert len(res.records) == 4 and len(calls) == 3  # sigmoid/"same" == sigmoid/"sigmoid"
+    # sigmoid/"same" == sigmoid/"sigmoid": 3 trainings for the grid, then one rounding-sensitivity
+    # run per cell (4 cells, see sgdlab.study.sensitivity)
+    assert len(res.records) == 4 and len(calls) == 3 + 4
     by = {(r.mode, r.config.activation): r for r in res.records}
     a, b = by[("paper", "sigmoid")], by[("corrected", "sigmoid")]
     assert a.key != b.key and a.config.output == "same" and b.config.output == "sigmoid"

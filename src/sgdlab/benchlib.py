@@ -227,7 +227,7 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
         parallel, workers, n_workers = {"processes": processes}, f"{processes} process{'es' * (processes != 1)}", processes
     configs = paper_grid(epochs, seeds, dtype)
     c0 = configs[0]
-    data = load_dataset(c0.dataset, c0.split, c0.split_seed, c0.label)
+    data = load_dataset(c0.dataset, c0.split, c0.split_seed, c0.label, c0.scale)
     mm = matmul_gflops(matmul_size)
     train_many(configs[:2], data)  # warm up imports and caches
     load = os.getloadavg()

@@ -13,7 +13,7 @@ import sys
 
 from .errors import SgdlabError
 
-COMMANDS = ("train", "predict", "gradcheck", "study", "reproduce", "report", "bench", "compare", "lab")
+COMMANDS = ("train", "predict", "gradcheck", "study", "reproduce", "report", "bench", "compare", "lab", "rerun")
 
 
 class Parser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .choices import CHOICES, pairing_problem
+from .data.scale import check_scale
 from .errors import SgdlabError
 
 
@@ -67,10 +68,15 @@ def check_field(key: str, value) -> None:
     elif key == "nesterov":
         if not isinstance(value, (bool, np.bool_)):
             raise ConfigError(key, f"expected True or False, got {value!r}")
+    elif key == "scale":
+        try:
+            check_scale(value)
+        except SgdlabError as e:
+            raise ConfigError(key, str(e).removeprefix("scale: ")) from None
 
 
 #: settings that joined RunConfig after the first stores: omitted from the key at these values
-KEY_DEFAULTS = {"ce_outside": "clip"}
+KEY_DEFAULTS = {"ce_outside": "clip", "scale": "auto"}
 _MISSING = object()
 
 
@@ -83,7 +89,9 @@ class RunConfig:
     initial weights and the shuffling order through two independent streams (see
     :func:`rng_streams`); ``split_seed`` decides the data split and is shared by a study.
     ``ce_outside`` is how cross-entropy treats outputs outside (0, 1) (``clip``, ``nielsen``,
-    ``none``; see :mod:`sgdlab.nn.costs`): the paper does not say.
+    ``none``; see :mod:`sgdlab.nn.costs`): the paper does not say. ``scale`` is the feature
+    scaling fitted on the training part (:mod:`sgdlab.data.scale`; ``auto``: the dataset's
+    default, e.g. digits divided by 16, iris standardised).
     """
 
     hidden: tuple[int, ...] = (32, 16)
@@ -106,6 +114,7 @@ class RunConfig:
     label: str | None = None
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
+    scale: str = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))

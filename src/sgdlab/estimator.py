@@ -39,6 +39,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .choices import COSTS
 from .config import ConfigError, RunConfig, rng_streams
+from .data.scale import check_scale
+from .data.scale import fit as fit_scaler
 from .errors import SgdlabError
 from .nn.costs import get_cost
 from .nn.network import Network, PackedNetwork, augment, one_hot
@@ -126,6 +128,10 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         How ``cost="ce"`` treats outputs outside (0, 1) (a tanh or relu output layer), which
         the paper leaves undefined; see :mod:`sgdlab.nn.costs`. Only ``clip`` is valid with
         another cost.
+    scale : {"none", "standard", "minmax", "divide:K"}, default="none"
+        Feature scaling fitted on the rows given to ``fit`` and applied by ``predict``
+        (:mod:`sgdlab.data.scale`); kept in ``scaler_`` and written by :meth:`save`, so a
+        saved model predicts from raw features. ``"none"`` leaves scaling to a ``Pipeline``.
 
     Attributes
     ----------
@@ -149,6 +155,8 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         Per-epoch train (and validation) loss and accuracy, status ``done`` or ``diverged``.
     network_ : sgdlab.Network
         The trained network (save it with :func:`sgdlab.save`).
+    scaler_ : sgdlab.data.scale.Scaler
+        The fitted feature scaling (identity for ``scale="none"``).
     seed_ : int
         The seed that decided initial weights and shuffling.
     """
@@ -156,7 +164,8 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, hidden_layer_sizes=(32, 16), activation="sigmoid", out_activation="softmax", cost="auto",
                  init="xavier", bias_init="normal", learning_rate_init=0.1, batch_size=10, max_iter=30,
                  momentum=0.0, nesterovs_momentum=False, alpha=0.0, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=5, random_state=None, verbose=False, dtype="float64", ce_outside="clip"):
+                 n_iter_no_change=5, random_state=None, verbose=False, dtype="float64", ce_outside="clip",
+                 scale="none"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.out_activation = out_activation
@@ -176,6 +185,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.dtype = dtype
         self.ce_outside = ce_outside
+        self.scale = scale
 
     # -- parameters -------------------------------------------------------------------
     @property
@@ -208,6 +218,7 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
                                patience=_plain(self.n_iter_no_change, integer=True), dtype=self.dtype)
         except ConfigError as e:
             raise SgdlabError(f"{PARAMS.get(e.key, e.key)}: {e.detail}") from None
+        check_scale(self.scale)
         vf = self.validation_fraction
         if isinstance(vf, bool) or not isinstance(vf, numbers.Real) or not 0 < vf < 1:
             raise SgdlabError(f"validation_fraction: must be in (0, 1), got {vf!r}")
@@ -327,6 +338,8 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         """
         config = self._check_params()
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C")
+        self.scaler_ = fit_scaler(self.scale, X)
+        X = self._scaled(X)
         check_classification_targets(y)
         classes = np.unique(y)
         seed = self._draw_seed()
@@ -364,7 +377,13 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             config = self._check_params()
             if classes is None:
                 raise SgdlabError("classes: must be passed on the first call to partial_fit")
+        if first and check_scale(self.scale) not in ("none", "auto") and not self.scale.startswith("divide:"):
+            raise SgdlabError(f"scale: {self.scale!r} is fitted on the data and needs fit(); partial_fit "
+                              "takes scale='none' or 'divide:K'")
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C", reset=first)
+        if first:
+            self.scaler_ = fit_scaler(self.scale, X)
+        X = self._scaled(X)
         check_classification_targets(y)
         if first:
             self._start(config, self._draw_seed(), np.unique(classes))
@@ -398,9 +417,28 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             self.coefs_, self.intercepts_ = self.network_.weights, self.network_.biases
 
     # -- prediction -------------------------------------------------------------------
+    def _scaled(self, X) -> np.ndarray:
+        """``X`` through ``scaler_`` (an estimator pickled before ``scale`` existed has none)."""
+        scaler = getattr(self, "scaler_", None)
+        if scaler is None or scaler.kind == "none":
+            return X
+        return np.ascontiguousarray(scaler.transform(X), dtype=X.dtype)
+
+    def save(self, path):
+        """Write the fitted network with its scaling and classes (:func:`sgdlab.save`); returns the path.
+
+        ``sgdlab predict FILE --input RAW.csv`` then predicts from raw features, as
+        :meth:`predict` does."""
+        from .io import save
+
+        check_is_fitted(self, "network_")
+        scaler = getattr(self, "scaler_", None)
+        return save(self.network_, path, classes=self.classes_, scaler=scaler,
+                    extra={"estimator": "SGDNetClassifier", "seed": int(self.seed_)})
+
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
-        X = validate_data(self, X, dtype=self.network_.dtype, order="C", reset=False)
+        X = self._scaled(validate_data(self, X, dtype=self.network_.dtype, order="C", reset=False))
         with np.errstate(all="ignore"):
             return self.network_.predict_proba(X)
 

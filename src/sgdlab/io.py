@@ -4,6 +4,17 @@ The file holds ``W0, b0, W1, b1, ...`` and ``meta``, a JSON string with the laye
 activations, cost, dtype, class labels and sgdlab version. Loading uses
 ``allow_pickle=False`` and checks every array's shape and dtype against the metadata, so
 a truncated, tampered or foreign file is a clear :class:`SgdlabError`, never code execution.
+
+``preprocess`` in the metadata is the feature scaling fitted on the training part
+(:class:`sgdlab.data.scale.Scaler` as ``{"kind", "shift", "scale"}``). :func:`load` checks
+it and returns it, rebuilt, as ``meta["scaler"]``; predict from raw features with::
+
+    net, meta = sgdlab.load("model.npz")
+    labels = net.predict(meta["scaler"].transform(X_raw))   # class indices into meta["classes"]
+
+A file written before ``preprocess`` existed loads with a one-line warning
+(:class:`NoPreprocessingWarning`) and an identity ``meta["scaler"]``: it expects features
+already scaled as in its training.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.scale import Scaler
 from .errors import SgdlabError
 from .nn.network import Network
 
@@ -23,12 +35,19 @@ FORMAT = "sgdlab-network"
 FORMAT_VERSION = 1
 
 
-def save(network: Network, path, classes=None, extra: dict | None = None, features=None) -> Path:
+class NoPreprocessingWarning(UserWarning):
+    """A model file from before ``preprocess`` was saved: features are used as given."""
+
+
+def save(network: Network, path, classes=None, extra: dict | None = None, features=None,
+         scaler: Scaler | None = None) -> Path:
     """Write ``network`` to ``path`` (``.npz`` appended if missing), atomically, with the
     permissions the umask gives a new file.
 
     ``features`` names the input columns in order (a CSV's header without the label);
-    ``predict`` then matches a CSV's columns by these names."""
+    ``predict`` then matches a CSV's columns by these names. ``scaler`` is the feature
+    scaling the network was trained behind (``Dataset.scaler``); None saves an identity
+    scaling (features used as given)."""
     from ._version import __version__
 
     path = Path(path)
@@ -39,6 +58,11 @@ def save(network: Network, path, classes=None, extra: dict | None = None, featur
             "cost": network.cost, "dtype": network.dtype, "ce_outside": network.ce_outside,
             "classes": None if classes is None else [c.item() if hasattr(c, "item") else c for c in classes],
             "extra": extra or {}}
+    if scaler is None:
+        scaler = Scaler.identity(network.sizes[0])
+    if scaler.n_features != network.sizes[0]:
+        raise SgdlabError(f"scaler: {scaler.n_features} features, the network has {network.sizes[0]} inputs")
+    meta["preprocess"] = scaler.to_dict()
     if features is not None:
         meta["features"] = [str(f) for f in features]
     arrays = {f"{'W' if i % 2 == 0 else 'b'}{i // 2}": p for i, p in enumerate(network.params)}
@@ -142,4 +166,15 @@ def load(path) -> tuple[Network, dict]:
     classes = meta.get("classes")
     if classes is not None and (not isinstance(classes, list) or len(classes) != net.sizes[-1]):
         raise _bad(path, "class labels do not match the output size")
+    if "preprocess" in meta:
+        try:
+            meta["scaler"] = Scaler.from_dict(meta["preprocess"], net.sizes[0])
+        except SgdlabError as e:
+            raise _bad(path, str(e)) from None
+    else:
+        import warnings
+
+        warnings.warn(f"{path}: saved by an older sgdlab, it carries no preprocessing; features are used as "
+                      "given (scale them as in its training)", NoPreprocessingWarning, stacklevel=2)
+        meta["scaler"] = Scaler.identity(net.sizes[0])
     return net, meta

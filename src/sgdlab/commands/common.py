@@ -10,6 +10,8 @@ import sys
 from ..choices import BIAS_INITS, CE_OUTSIDE, COSTS, DTYPES, HIDDEN_ACTIVATIONS, INITS, OUTPUTS
 from ..config import RunConfig
 from ..data import BUNDLED
+from ..data.scale import DEFAULTS as SCALE_DEFAULTS
+from ..data.scale import check_scale
 from ..errors import SgdlabError
 
 
@@ -79,6 +81,13 @@ def split_fracs(text):
     return parts
 
 
+def scale_name(text):
+    try:
+        return check_scale(text)
+    except SgdlabError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("scale: ")) from None
+
+
 def add_data_args(p):
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="digits",
@@ -88,6 +97,11 @@ def add_data_args(p):
     g.add_argument("--split", type=split_fracs, default=(0.6, 0.2, 0.2), metavar="TR,VA,TE",
                    help="train,validation,test fractions (default: 0.6,0.2,0.2)")
     g.add_argument("--split-seed", type=nonneg_int, default=0, help="seed of the data split (default: 0)")
+    g.add_argument("--scale", type=scale_name, default="auto", metavar="HOW",
+                   help="feature scaling, fitted on the training part and saved with the model: none, standard "
+                        "(mean 0, sd 1), minmax ([0, 1]), divide:K, or auto, the dataset's default: "
+                        + ", ".join(f"{k} {v}" for k, v in SCALE_DEFAULTS.items())
+                        + ", a file none (an IDX file's byte pixels are divided by 255 when read) (default: auto)")
 
 
 def add_network_args(p):
@@ -130,7 +144,8 @@ def config_from_args(args) -> RunConfig:
                      seed=args.seed, momentum=getattr(args, "momentum", 0.0),
                      nesterov=getattr(args, "nesterov", False), l2=getattr(args, "l2", 0.0),
                      patience=getattr(args, "patience", None), dtype=args.dtype, dataset=args.dataset,
-                     label=args.label, split=args.split, split_seed=args.split_seed)
+                     label=args.label, split=args.split, split_seed=args.split_seed,
+                     scale=getattr(args, "scale", "auto"))
 
 
 def print_json(obj) -> None:

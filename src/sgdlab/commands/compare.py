@@ -37,7 +37,7 @@ def run(args) -> int:
 
     frameworks = parse_frameworks(args.frameworks)  # bad names fail before any data is loaded
     models = parse_models(args.models)
-    data = load_dataset(args.dataset, args.split, args.split_seed, args.label)
+    data = load_dataset(args.dataset, args.split, args.split_seed, args.label, args.scale)
     _writable(args.out)  # fail before minutes of training, not after
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     results = run_compare(data, model_names=models, frameworks=frameworks, seeds=range(args.seeds),

@@ -27,7 +27,7 @@ def run(args) -> int:
 
     args.dtype = "float64"
     config = config_from_args(args)
-    data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+    data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
     net = build_network(config, data.n_features, data.n_classes)
     X = data.X_train[: args.samples]
     Y = one_hot(data.y_train[: args.samples], data.n_classes)

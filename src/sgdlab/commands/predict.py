@@ -1,4 +1,7 @@
-"""``sgdlab predict MODEL --input FILE``: class predictions for CSV/NPZ features."""
+"""``sgdlab predict MODEL --input FILE``: class predictions for raw CSV/NPZ/IDX features.
+
+The model file's scaling (fitted on its training part) is applied to the features first.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +13,32 @@ def register(sub):
     p = sub.add_parser("predict", help="predict classes with a saved network",
                        description="Predict with a network saved by 'sgdlab train --save'.")
     p.add_argument("model", help="a .npz file written by sgdlab train --save")
-    p.add_argument("--input", required=True, help="features as .csv (header row), .npz (array X) or an IDX images file")
+    p.add_argument("--input", required=True, help="raw features (scaled as the model's training data was) as .csv "
+                   "(header row), .npz (array X) or an IDX images file")
     p.add_argument("--proba", action="store_true", help="also print the output activations")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import warnings
+
     import numpy as np
 
     from ..data import read_features
-    from ..io import load
+    from ..io import NoPreprocessingWarning, load
 
-    net, meta = load(args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NoPreprocessingWarning)
+        net, meta = load(args.model)
+    for w in caught:  # one line, not Python's two-line warning format
+        print(f"sgdlab: warning: {w.message}", file=sys.stderr)
     names = meta.get("features")
     if names is not None and (not isinstance(names, list) or len(names) != net.sizes[0]):
         names = None  # a damaged list: fall back on the column count
     extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
     label = extra.get("label_column") if isinstance(extra.get("label_column"), str) else None
-    X = read_features(args.input, n_features=net.sizes[0], names=names, label=label).astype(net.dtype)
+    X = read_features(args.input, n_features=net.sizes[0], names=names, label=label)
+    X = meta["scaler"].transform(X).astype(net.dtype)  # the model's own scaling, fitted on its training part
     out = net.predict_proba(X)
     idx = np.argmax(out, axis=1)
     classes = meta.get("classes") or list(range(net.sizes[-1]))

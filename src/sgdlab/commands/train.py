@@ -26,7 +26,7 @@ def run(args) -> int:
     from ..memory import check_fits
 
     config = config_from_args(args)
-    data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+    data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
     # estimate before allocating: --layers 100000000 is one line, not a MemoryError
     check_fits([data.n_features, *config.hidden, data.n_classes], config.dtype,
                max(len(data.y_train), len(data.y_val), len(data.y_test)), what="--layers: the network")
@@ -66,7 +66,8 @@ def run(args) -> int:
             from ..data.datasets import csv_header
 
             extra["label_column"] = config.label or (csv_header(config.dataset) or [None])[-1]
-        saved = save(result.network, args.save, classes=data.classes, extra=extra, features=features)
+        saved = save(result.network, args.save, classes=data.classes, extra=extra, features=features,
+                     scaler=data.scaler)
     hist = result.history
     if args.json:
         print_json({"config": config.to_dict(), "final": hist.final(), "history": hist.to_dict(),

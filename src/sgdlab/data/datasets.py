@@ -1,11 +1,14 @@
 """Load a dataset and split it (stratified, seeded) into train / validation / test.
 
-``digits`` is the paper's: 1797 8x8 images, pixels divided by 16. The default 60/20/20
+``digits`` is the paper's: 1797 8x8 images, pixels 0-16 (divided by 16 by default). The default 60/20/20
 split gives train 1078, validation 360, test 359. (The paper's Table 1 labels its columns
 Test/Train/Validation = 1078/360/359; the 60 % part is the training set, and since every
 accuracy the paper reports is a multiple of 1/360, its validation set had 360 images.)
-``iris``, ``wine`` and ``breast_cancer`` are standardised with the training part's mean
-and standard deviation only. A CSV or NPZ path is loaded as is (see :func:`read_table`).
+Scaling is a separate, named step (:mod:`.scale`), fitted on the training part only and
+applied the same way to bundled datasets and files: by default (``scale="auto"``) digits
+is divided by 16, ``iris``, ``wine`` and ``breast_cancer`` are standardised with the
+training part's mean and standard deviation, and a CSV or NPZ file is used as is (see
+:func:`read_table`), so ``iris.csv`` with ``scale="standard"`` is ``iris``.
 An IDX images file (MNIST's format, plain or gzipped) is flattened to one row per image,
 with unsigned-byte pixels divided by 255 (see :func:`read_idx` and :func:`read_idx_dataset`).
 """
@@ -22,6 +25,8 @@ import numpy as np
 
 from ..bounded import bounded_lines, data_cap, npz_headers, short
 from ..errors import SgdlabError
+from .scale import Scaler
+from .scale import fit as fit_scaler
 
 BUNDLED = ("digits", "iris", "wine", "breast_cancer")
 
@@ -40,6 +45,7 @@ class Dataset:
     classes: np.ndarray
     feature_names: list[str] = field(default_factory=list)
     images: np.ndarray | None = None  # digits, IDX: the (n, rows, cols) images of the whole set, for figures
+    scaler: Scaler | None = None  # the scaling fitted on the training part and applied to every part
 
     @property
     def n_features(self) -> int:
@@ -52,7 +58,7 @@ class Dataset:
     def astype(self, dtype) -> "Dataset":
         c = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
         return Dataset(self.name, c(self.X_train), self.y_train, c(self.X_val), self.y_val,
-                       c(self.X_test), self.y_test, self.classes, self.feature_names, self.images)
+                       c(self.X_test), self.y_test, self.classes, self.feature_names, self.images, self.scaler)
 
     def split_counts(self) -> dict[str, np.ndarray]:
         """Images per class in each part (the paper's Table 1 / Fig. 4)."""
@@ -67,9 +73,7 @@ def _bundled(name):
     loader = {"digits": datasets.load_digits, "iris": datasets.load_iris, "wine": datasets.load_wine,
               "breast_cancer": datasets.load_breast_cancer}[name]
     b = loader()
-    X = np.asarray(b.data, dtype=np.float64)
-    if name == "digits":
-        X = X / 16.0
+    X = np.asarray(b.data, dtype=np.float64)  # raw: scaling is load_dataset's (see .scale)
     names = [str(n) for n in getattr(b, "feature_names", [])] or [f"x{i}" for i in range(X.shape[1])]
     return X, np.asarray(b.target), names, getattr(b, "images", None)
 
@@ -402,8 +406,12 @@ def split_indices(y, split=(0.6, 0.2, 0.2), seed=0):
     return tr, va, te
 
 
-def load_dataset(name="digits", split=(0.6, 0.2, 0.2), split_seed=0, label=None) -> Dataset:
-    """Load a bundled dataset by name, or a CSV/NPZ/IDX file by path, and split it.
+def load_dataset(name="digits", split=(0.6, 0.2, 0.2), split_seed=0, label=None, scale="auto") -> Dataset:
+    """Load a bundled dataset by name, or a CSV/NPZ/IDX file by path, split it and scale it.
+
+    ``scale`` (:mod:`.scale`: ``auto``, ``none``, ``standard``, ``minmax``, ``divide:K``) is
+    fitted on the training part and applied to all three; the fitted scaler is
+    ``Dataset.scaler``.
 
     For a CSV, ``label`` names the label column (default: the last). For an IDX images
     file (a name containing ``idx``), ``label`` is the path of the IDX labels file
@@ -426,7 +434,6 @@ def load_dataset(name="digits", split=(0.6, 0.2, 0.2), split_seed=0, label=None)
     if len(classes) < 2:
         raise SgdlabError(f"{name}: needs at least two classes, found {len(classes)}")
     tr, va, te = split_indices(y, split, split_seed)
-    if name in BUNDLED and name != "digits":
-        mu, sd = X[tr].mean(axis=0), X[tr].std(axis=0)
-        X = (X - mu) / np.where(sd > 0, sd, 1.0)
-    return Dataset(str(name), X[tr], y[tr], X[va], y[va], X[te], y[te], classes, names, images)
+    scaler = fit_scaler(scale, X[tr], str(name))
+    X = scaler.transform(X)
+    return Dataset(str(name), X[tr], y[tr], X[va], y[va], X[te], y[te], classes, names, images, scaler)

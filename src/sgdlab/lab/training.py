@@ -26,10 +26,11 @@ _data_lock = threading.Lock()
 
 def dataset_for(config):
     """The config's (bundled) dataset, split as it says; loaded once per lab process."""
-    key = (config.dataset, config.label, tuple(config.split), config.split_seed)
+    key = (config.dataset, config.label, tuple(config.split), config.split_seed, config.scale)
     with _data_lock:
         if key not in _data_cache:
-            _data_cache[key] = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+            _data_cache[key] = load_dataset(config.dataset, config.split, config.split_seed, config.label,
+                                            config.scale)
         return _data_cache[key]
 
 

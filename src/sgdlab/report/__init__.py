@@ -63,9 +63,10 @@ def build(out_dir: Path, diverged: str = "zero") -> Rendered:
     with Store(db) as s:
         spec = s.spec()
         records = s.records()
+        sensitivity = s.sensitivity()  # rounding sensitivity, measured at study time
     try:
         with FolderLock(out_dir, "sgdlab report"):
-            return render_records(out_dir, records, spec, diverged=diverged, full=True)
+            return render_records(out_dir, records, spec, diverged=diverged, full=True, sensitivity=sensitivity)
     except OSError as e:  # full disk, read-only folder: the results stay in the store
         raise SgdlabError(f"{write_error(out_dir, e)}; the report is not (fully) rendered, the results are "
                           f"stored: render it again with `sgdlab report {out_dir}`") from None
@@ -75,7 +76,8 @@ def _load_data(spec: dict):
     from ..data import load_dataset
 
     split = tuple(spec.get("split") or (0.6, 0.2, 0.2))
-    return load_dataset(spec.get("dataset", "digits"), split, spec.get("split_seed", 0), spec.get("label"))
+    return load_dataset(spec.get("dataset", "digits"), split, spec.get("split_seed", 0), spec.get("label"),
+                        spec.get("scale", "auto"))
 
 
 def _asset(name: str) -> str:
@@ -101,7 +103,7 @@ def paper_grid_present(spec: dict, records) -> bool:
 
 
 def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | None, data=None,
-                   diverged: str = "zero", full: bool = False):
+                   diverged: str = "zero", full: bool = False, sensitivity: dict | None = None):
     """Write tables/, figures/, report.md and report.html under ``out_dir`` from ``records``.
 
     ``data`` is the study's split dataset (loaded from ``spec`` when None; the data figures
@@ -136,6 +138,7 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
     ctx = ReportContext(out_dir, records, spec, data, data_note, diverged, summaries, selections,
                         output_settings(records), chance, paper_grid_present(spec, records),
                         questions(records, summaries, selections, chance, diverged))
+    ctx.sensitivity = sensitivity or {}
 
     doc = Document(f"sgdlab study report: {spec.get('name') or out_dir.name}")
     for section in SECTIONS:

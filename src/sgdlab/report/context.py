@@ -36,6 +36,7 @@ class ReportContext:
     questions: list[Question]
     tables: list[TableFile] = field(default_factory=list)
     payload: dict = field(default_factory=dict)
+    sensitivity: dict = field(default_factory=dict)  # the store's rounding-sensitivity rows (run key -> result)
 
     @property
     def fdir(self) -> Path:

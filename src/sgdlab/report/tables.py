@@ -198,7 +198,8 @@ def grid_table(summaries: Sequence[CellSummary], selections: Sequence[Selection]
         md_header[5:5] = ["momentum", "l2"]
     md_rows = []
     for r, s in zip(rows, summaries):
-        row = [r["mode"], r["cost"], r["activation"], r["output"], r["init"], lr_text(r["lr"]),
+        cost = r["cost"] if r["ce_outside"] == "clip" else f"{r['cost']} ({r['ce_outside']})"
+        row = [r["mode"], cost, r["activation"], r["output"], r["init"], lr_text(r["lr"]),
                sel_mark(r, by_cell.get(s.cell)), str(r["n_runs"]), str(r["n_diverged"]), str(r["n_failed"]),
                s.val.format(), s.test.format()]
         if extra:
@@ -245,8 +246,10 @@ def diverged_table(selections: Sequence[Selection], diverged: str = "zero") -> T
 
 
 def _find(selections, *, cost, activation, init, output, prefer_mode) -> Selection | None:
+    # the paper-vs-reproduced numbers use the default ce convention (clip); the others have
+    # their own section (report/conventions.py)
     cands = [s for s in selections if s.cell.cost == cost and s.cell.activation == activation
-             and s.cell.init == init and s.cell.output == output and not s.cell.momentum and not s.cell.l2]
+             and s.cell.ce_outside == "clip" and s.cell.init == init and s.cell.output == output and not s.cell.momentum and not s.cell.l2]
     if not cands:
         return None
     cands.sort(key=lambda s: (s.cell.mode != prefer_mode, s.cell.mode))

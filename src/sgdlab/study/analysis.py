@@ -283,7 +283,7 @@ def select_records(records: Sequence[RunRecord], diverged: str = "zero",
     return select(summarize_cells(records, diverged), chance)
 
 
-GRID_COLUMNS = ("mode", "cost", "activation", "output", "init", "momentum", "l2", "lr", "selected",
+GRID_COLUMNS = ("mode", "cost", "ce_outside", "activation", "output", "init", "momentum", "l2", "lr", "selected",
                 "n_runs", "n_diverged", "n_failed",
                 "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max",
                 "test_mean", "test_std", "test_ci_low", "test_ci_high", "cell_all_at_chance", "lr_edge")
@@ -304,7 +304,7 @@ def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] 
         c = s.cell
         vci, tci = s.val.ci, s.test.ci
         rows.append({
-            "mode": c.mode, "cost": c.cost, "activation": c.activation, "output": c.output, "init": c.init,
+            "mode": c.mode, "cost": c.cost, "ce_outside": c.ce_outside, "activation": c.activation, "output": c.output, "init": c.init,
             "momentum": c.momentum, "l2": c.l2, "lr": s.lr, "selected": (c, s.lr) in chosen,
             "n_runs": s.n_runs, "n_diverged": s.n_diverged, "n_failed": s.n_failed,
             "val_mean": s.val.mean, "val_std": s.val.std,

@@ -45,6 +45,8 @@ def schedule_id(config: RunConfig) -> str:
     c = config
     parts = [c.dataset, c.label, list(c.split), c.split_seed, list(c.hidden), c.activation,
              c.output_activation, c.batch_size, c.epochs, c.patience, c.dtype, c.seed]
+    if c.scale != "auto":  # left out at its default: group ids of stores written before it stay
+        parts.append(c.scale)
     return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
@@ -92,7 +94,7 @@ def expand(spec, max_runs: int | None = MAX_RUNS) -> list[PlannedRun]:
                                    bias_init=bias, lr=lr, batch_size=spec.batch_size, epochs=spec.epochs,
                                    seed=seed, momentum=mom, l2=l2, patience=spec.patience, dtype=spec.dtype,
                                    dataset=spec.dataset, label=spec.label, split=spec.split,
-                                   split_seed=spec.split_seed)
+                                   split_seed=spec.split_seed, scale=spec.scale)
             except SgdlabError as e:
                 raise SgdlabError(f"{spec.source}: grid[{bi}]: {e}") from None
             key = run_key(block.mode, config)

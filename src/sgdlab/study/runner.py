@@ -57,9 +57,9 @@ def _dataset_for(config, digest: str | None = None):
     from ..data import load_dataset
     from ..data.digest import dataset_digest
 
-    k = (config.dataset, tuple(config.split), config.split_seed, config.label, config.dtype)
+    k = (config.dataset, tuple(config.split), config.split_seed, config.label, config.scale, config.dtype)
     if k not in _DATA:
-        data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+        data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
         _DATA[k] = (data.astype(config.dtype), dataset_digest(data))
     data, have = _DATA[k]
     if digest is not None and have != digest:
@@ -92,13 +92,14 @@ def _record(run: PlannedRun, result, data, engine: str) -> RunRecord:
                      engine=engine)
 
 
-def _train_single(run: PlannedRun, data) -> RunRecord:
+def _train_single(run: PlannedRun, data) -> tuple[RunRecord, object]:
     from ..train import train
 
     try:
-        return _record(run, train(run.config, data), data, "single")
+        result = train(run.config, data)
+        return _record(run, result, data, "single"), result.network
     except Exception as e:  # a run that raises is recorded, not fatal
-        return _failed(run, _error_text(e), "single")
+        return _failed(run, _error_text(e), "single"), None
 
 
 def run_schedule_group(task: Task) -> list[RunRecord]:
@@ -108,6 +109,12 @@ def run_schedule_group(task: Task) -> list[RunRecord]:
     :func:`sgdlab.train.batched.train_many`; if that raises, each run is retried alone on the
     single engine so that one bad run cannot sink the others.
     """
+    return [rec for rec, _ in train_group(task)]
+
+
+def train_group(task: Task) -> list[tuple[RunRecord, object]]:
+    """:func:`run_schedule_group` with each run's trained network (None for a failed run) beside its
+    record: what ``sgdlab rerun`` uses to retrain a stored run exactly as the study did."""
     data = _dataset_for(task.runs[0].config, task.data_digest)
     # Runs that differ only in how the output activation is written (paper mode's "same" on
     # a sigmoid network, corrected mode's "sigmoid") are one computation: train it once.
@@ -123,7 +130,8 @@ def run_schedule_group(task: Task) -> list[RunRecord]:
             results = train_many([r.config for r in todo], data)
             if len(results) != len(todo):
                 raise RuntimeError(f"train_many returned {len(results)} results for {len(todo)} configs")
-            done = {_computation(r.config): _record(r, res, data, "batched") for r, res in zip(todo, results)}
+            done = {_computation(r.config): (_record(r, res, data, "batched"), res.network)
+                    for r, res in zip(todo, results)}
         except Exception as e:
             print(f"sgdlab: warning: batched engine failed on a schedule group of {len(todo)} runs "
                   f"({_error_text(e)}); training them one by one", file=sys.stderr)
@@ -134,10 +142,10 @@ def run_schedule_group(task: Task) -> list[RunRecord]:
     for r in task.runs:
         if task.keep is not None and r.key not in task.keep:
             continue
-        rec = done[_computation(r.config)]
+        rec, net = done[_computation(r.config)]
         if rec.key != r.key:
             rec = dataclasses.replace(rec, key=r.key, mode=r.mode, config=r.config)
-        out.append(rec)
+        out.append((rec, net))
     return out
 
 
@@ -327,12 +335,15 @@ def prepare_out(spec, out: Path, *, resume: bool, force: bool, resume_same: bool
 def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: bool = False,
             engine: str = "batched", backend: str = "local", scheduler: str | None = None,
             progress: bool = True, resume_same: bool = False, max_runs: int | None = None,
-            log: Callable[[str], None] | None = None) -> StudyRun:
+            log: Callable[[str], None] | None = None, sensitivity: bool = True) -> StudyRun:
     """Run ``spec`` (a :class:`StudySpec`) into ``out/results.sqlite``.
 
     ``out`` must be new, empty, or a folder sgdlab made (:mod:`sgdlab.outdir`); one study
     at a time may write it (:class:`~sgdlab.study.lock.FolderLock`). ``max_runs`` raises the
-    limit on the number of runs (:data:`~sgdlab.study.expand.MAX_RUNS`).
+    limit on the number of runs (:data:`~sgdlab.study.expand.MAX_RUNS`). After the grid,
+    ``sensitivity`` retrains one run per selected cell with its inputs moved by one rounding
+    step (:mod:`.sensitivity`; local processes, cells measured before are skipped) so that
+    the report can mark the rounding-sensitive cells.
     Raises :class:`StudyInterrupted` on Ctrl-C after closing the store (finished schedule groups kept).
     """
     from ..data.digest import dataset_digest
@@ -362,7 +373,7 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     # made (or, with force, deleted).
     from ..data import load_dataset
 
-    data = load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label)
+    data = load_dataset(spec.dataset, spec.split, spec.split_seed, spec.label, spec.scale)
     digest = dataset_digest(data)
     if backend == "local":
         widest = max((len(g.runs) for g in schedule_groups(runs)), default=1) if engine == "batched" else 1
@@ -374,13 +385,14 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     try:
         return _execute_locked(spec, out, runs, outdir, digest, jobs=jobs, resume=resume, force=force,
                                engine=engine, backend=backend, scheduler=scheduler, progress=progress,
-                               resume_same=resume_same, dispatch=dispatch, log=log, warn=warn)
+                               resume_same=resume_same, dispatch=dispatch, log=log, warn=warn,
+                               sensitivity=sensitivity)
     finally:
         lock.release()
 
 
 def _execute_locked(spec, out, runs, outdir, digest, *, jobs, resume, force, engine, backend, scheduler, progress,
-                    resume_same, dispatch, log, warn) -> StudyRun:
+                    resume_same, dispatch, log, warn, sensitivity=True) -> StudyRun:
     from ..outdir import LOCK_NAME
 
     resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same, data_digest=digest,
@@ -450,6 +462,15 @@ def _execute_locked(spec, out, runs, outdir, digest, *, jobs, resume, force, eng
             raise
         finally:
             bar.close()
+        if sensitivity:
+            from .sensitivity import measure_missing
+
+            try:
+                measure_missing(store, jobs, log if progress else None)
+            except KeyboardInterrupt:
+                summary.seconds = time.perf_counter() - t0
+                summary.counts = _counts(store)
+                raise StudyInterrupted(summary) from None
         summary.seconds = time.perf_counter() - t0
         summary.counts = _counts(store)
     finally:

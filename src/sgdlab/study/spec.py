@@ -11,6 +11,7 @@ each a named *mode* with axes whose Cartesian product, times the seeds, gives th
     epochs = 30
     batch_size = 10
     seeds = 5                      # a count (0..4) or a list of seeds
+    scale = "auto"                 # feature scaling: auto, none, standard, minmax, divide:K
     lr = [1, 0.1, 0.01]            # an axis at top level is every block's default
 
     [[grid]]
@@ -58,6 +59,7 @@ SETTINGS = {
     "dtype": "float64",
     "seeds": 1,
     "patience": None,
+    "scale": "auto",  # feature scaling (sgdlab.data.scale), fitted on the training part
 }
 
 #: grid axes in expansion order; ``None``: required (in the block or at top level)
@@ -125,6 +127,7 @@ class StudySpec:
     source: str = field(default="spec", compare=False)
     text: str = field(default="", compare=False)
     overrides: dict = field(default_factory=dict, compare=False)  # top-level keys replaced after reading
+    scale: str = "auto"
 
     @property
     def modes(self) -> list[str]:
@@ -139,6 +142,8 @@ class StudySpec:
             "hidden": list(self.hidden), "epochs": self.epochs, "batch_size": self.batch_size,
             "dtype": self.dtype, "seeds": list(self.seeds), "patience": self.patience,
             "modes": self.modes, "grid": [b.to_dict() for b in self.grid],
+            # scale at its default is left out, so specs written before it keep their digest
+            **({} if self.scale == "auto" else {"scale": self.scale}),
         }
 
     def digest(self) -> str:
@@ -152,7 +157,7 @@ class StudySpec:
         grid = tuple(GridBlock(b["mode"], *(tuple(b.get(a, AXES[a])) for a in AXES)) for b in d["grid"])
         return cls(d["name"], d["dataset"], d["label"], tuple(d["split"]), d["split_seed"],
                    tuple(d["hidden"]), d["epochs"], d["batch_size"], d["dtype"], tuple(d["seeds"]),
-                   d["patience"], grid, d.get("description", ""), source, text)
+                   d["patience"], grid, d.get("description", ""), source, text, scale=d.get("scale", "auto"))
 
 
 def paper_spec_path() -> Path:
@@ -315,6 +320,7 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
     _field(source, "hidden", "hidden", hidden)
     epochs, batch_size, dtype, patience = (_field(source, k, k, s[k]) for k in ("epochs", "batch_size", "dtype",
                                                                                "patience"))
+    scale = _field(source, "scale", "scale", s["scale"])
 
     seeds = s["seeds"]
     if isinstance(seeds, list):
@@ -377,7 +383,7 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
         grid.append(GridBlock(mode, *(axes[a] for a in AXES)))
 
     spec = StudySpec(name, dataset, label, split, split_seed, tuple(hidden), epochs, batch_size, dtype,
-                     seeds, patience, tuple(grid), description, source, text)
+                     seeds, patience, tuple(grid), description, source, text, scale=scale)
     from .expand import MAX_RUNS, count_runs, expand
 
     # Duplicates across blocks are a spec error too. A spec above the run limit is checked

@@ -6,7 +6,8 @@ Tables
     ``schema`` (version), ``spec_toml`` (the spec's text as read), ``spec_source`` (its file
     name), ``spec_overrides`` (JSON: top-level keys replaced on the command line, e.g. by
     ``sgdlab reproduce --seeds``), ``spec_json`` (the
-    validated spec, :meth:`StudySpec.to_dict`), ``spec_digest``, ``sgdlab_version``, ``created``.
+    validated spec, :meth:`StudySpec.to_dict`), ``spec_digest``, ``sgdlab_version``, ``created``, ``machine`` (JSON, :func:`sgdlab.provenance.machine`;
+    absent in older stores).
 ``runs``
     One row per finished run, keyed by ``key`` (:func:`run_key`: mode and config hash):
     ``idx`` (position in the spec's expansion order), ``mode``, ``config_hash``, ``group_id``,
@@ -23,6 +24,10 @@ Tables
     values per epoch), kept out of ``runs.history`` so that reading the runs stays light.
     Stores made before it existed open as they are (their runs have no diagnostics); the
     table is added when such a store is opened for writing (resume).
+
+``sensitivity`` (optional: stores written before it lack it, and read as "not measured")
+    One row per retrained run (:mod:`.sensitivity`): ``key`` (the stored run retrained with
+    its training inputs moved by one rounding step), ``result`` (JSON), ``measured``.
 
 ``meta`` also holds ``data_digest``: a SHA-256 of the split dataset the runs were trained on
 (features, labels, classes of each part); ``--resume`` refuses a dataset that differs.
@@ -44,6 +49,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import SgdlabError
+from ..provenance import machine
 from ..train.loop import History
 from .records import RunRecord
 
@@ -179,7 +185,9 @@ class Store:
                         "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
                         "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest(),
                         "sgdlab_version": __version__,
-                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        # where it is trained (CPU flags, numpy, BLAS): chaotic runs differ across machines
+                        "machine": json.dumps(machine(), sort_keys=True)}
                 if data_digest is not None:
                     meta["data_digest"] = data_digest
                 con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
@@ -305,7 +313,34 @@ class Store:
                               f"cannot be read (e.g. {bad[0]}); resume the study (--resume) to train them again")
         return out
 
+    def task_keys(self, key: str) -> list[str]:
+        """Keys of the runs written in the same transaction as ``key`` (the task of its group
+        that trained it), in expansion order."""
+        row = self._con.execute("SELECT group_id, finished FROM runs WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return []
+        return [k for (k,) in self._con.execute(
+            "SELECT key FROM runs WHERE group_id = ? AND finished = ? ORDER BY idx", row)]
+
+    def sensitivity(self) -> dict[str, dict]:
+        """``{run key: result}`` of the rounding-sensitivity table; empty in a store without it."""
+        names = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "sensitivity" not in names:
+            return {}
+        return {k: json.loads(v) for k, v in self._con.execute("SELECT key, result FROM sensitivity")}
+
     # ------------------------------------------------------------------ writing
+
+    def write_sensitivity(self, rows: dict[str, dict]) -> None:
+        """Insert (or replace) rounding-sensitivity results ``{run key: result}``."""
+        if not self.writable:
+            raise SgdlabError(f"{self.path}: opened read-only")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._con:
+            self._con.execute("CREATE TABLE IF NOT EXISTS sensitivity "
+                              "(key TEXT PRIMARY KEY, result TEXT NOT NULL, measured TEXT NOT NULL)")
+            self._con.executemany("INSERT OR REPLACE INTO sensitivity (key, result, measured) VALUES (?, ?, ?)",
+                                  [(k, json.dumps(v), now) for k, v in rows.items()])
 
     def write_schedule_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
                     engine: str | None = None) -> None:

@@ -110,7 +110,7 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     (``chance`` included) is set either way.
     """
     if data is None:
-        data = load_dataset(config.dataset, config.split, config.split_seed, config.label)
+        data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
     init_rng, shuffle_rng = rng_streams(config.seed)
     net = network or build_network(config, data.n_features, data.n_classes, init_rng)
     dtype = np.dtype(net.dtype)  # config.dtype, or that of the network given to continue

@@ -8,7 +8,7 @@ To add a section, write its module here and insert its function in :data:`SECTIO
 
 from __future__ import annotations
 
-from .. import mechanism
+from .. import conventions, mechanism, sensitivity
 from . import answers, core, explore, paper
 
 SECTIONS = [
@@ -16,6 +16,8 @@ SECTIONS = [
     core.study,
     core.findings,
     paper.section,  # only when the paper's grid is present
+    conventions.section,  # only when ce cells ran under more than one convention
+    sensitivity.section,  # rounding-sensitive cells (measured at study time)
     core.selected,
     explore.section,
     core.curves,
