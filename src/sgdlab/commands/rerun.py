@@ -39,7 +39,7 @@ def run(args) -> int:
     else:
         w.write("identical: every final metric, the per-epoch history and the test predictions, bit for bit\n")
     if args.save:
-        if r.network is None or r.new.status != "done":
+        if r.network is None or r.new.status not in ("done", "chance"):
             from ..errors import SgdlabError
 
             raise SgdlabError(f"--save: run {r.stored.key} has no network to save (status {r.new.status})")

@@ -49,6 +49,8 @@ class Rerun:
 
 
 def _differ(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):  # the per-layer diagnostics
+        return a.keys() != b.keys() or any(_differ(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) != len(b) or any(_differ(x, y) for x, y in zip(a, b))
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .analysis import representative_run, run_accuracy, select_records
-from .records import RunRecord
+from .records import FINISHED, RunRecord
 
 STEP = 2.0 ** -52  # one rounding step of a float64 in [1, 2)
 CRITERION = ("retrained on the single engine at its selected lr (median seed) with every training input multiplied "
@@ -61,7 +61,7 @@ def measure(record: RunRecord) -> dict:
     data = _dataset_for(record.config)
     with np.errstate(all="ignore"):
         res = train(record.config, perturbed(data))
-        preds = res.network.predict(data.X_test) if res.history.status == "done" else None
+        preds = res.network.predict(data.X_test) if res.history.status in FINISHED else None
     n_val = len(data.y_val)
     stored = run_accuracy(record)
     new = run_accuracy(RunRecord(record.key, record.mode, record.config, res.history.status,
