@@ -22,7 +22,7 @@ def build(n_runs: int, out: Path) -> None:
     from sgdlab.study.records import RunRecord
     from sgdlab.study.spec import parse_spec
     from sgdlab.study.store import Store
-    from sgdlab.train.loop import History
+    from sgdlab.engine.loop import History
 
     seeds = max(1, n_runs // 10)
     spec = parse_spec(f'name = "big"\nepochs = 30\nseeds = {seeds}\n'

@@ -12,7 +12,7 @@ from sgdlab import RunConfig, SgdlabError
 from sgdlab.study.analysis import (GRID_COLUMNS, confusion_matrix, curve, grid_rows, representative_run,
                                    run_accuracy, select, select_records, summarize, summarize_cells, t_quantile)
 from sgdlab.study.records import Cell, RunRecord, run_key
-from sgdlab.train.loop import History
+from sgdlab.engine.loop import History
 
 
 def rec(val, test=None, *, lr=0.1, seed=0, init="xavier", activation="sigmoid", output="same", cost="ce",

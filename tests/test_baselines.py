@@ -16,7 +16,7 @@ from sgdlab.baselines.compare import aggregate, runner, write_tables_and_figures
 from sgdlab.cli import main
 from sgdlab.config import RunConfig
 from sgdlab.data import Dataset
-from sgdlab.train import train
+from sgdlab.engine import train
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The batched engine (sgdlab.train.batched) against the single engine, run by run."""
+"""The batched engine (sgdlab.engine.batched) against the single engine, run by run."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from sgdlab.config import RunConfig
 from sgdlab.errors import SgdlabError
 from sgdlab.nn.activations import ACTIVATIONS
-from sgdlab.train import train
-from sgdlab.train.batched import (bytes_per_model, chunk_size, n_params, plan, train_many)
+from sgdlab.engine import train
+from sgdlab.engine.batched import (bytes_per_model, chunk_size, n_params, plan, train_many)
 from sgdlab.nn.costs import get_cost
-from sgdlab.train.batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
+from sgdlab.engine.batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
 
 PARTS = ("train", "val", "test")
 
@@ -387,7 +387,7 @@ def test_bench_rejects_bad_flags(capsys):
 def test_large_training_sets_gather_minibatches_instead_of_permuted_copies(digits, monkeypatch):
     """Above PERMUTED_BYTES a stack reads each minibatch by its rows instead of copying the
     training set per seed: the same rows, so bit-for-bit the same results."""
-    from sgdlab.train import batched
+    from sgdlab.engine import batched
 
     configs = [RunConfig(hidden=(8,), lr=lr, seed=s, epochs=2) for s in (0, 1) for lr in (0.5, 0.05, 0.01, 1.0)]
     copied = train_many(configs, digits)

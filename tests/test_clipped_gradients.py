@@ -18,8 +18,8 @@ from sgdlab.cli import main
 from sgdlab.nn.activations import HIDDEN_ACTIVATIONS
 from sgdlab.nn.costs import CE_OUTSIDE, ce_inside, ce_value, get_cost
 from sgdlab.nn.network import Network, PackedNetwork, augment, one_hot
-from sgdlab.train import build_network
-from sgdlab.train.batched import train_many
+from sgdlab.engine import build_network
+from sgdlab.engine.batched import train_many
 
 OUTPUTS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity", "softmax")
 PAIRINGS = [(h, o, c) for h in HIDDEN_ACTIVATIONS for o in OUTPUTS for c in ("mse", "ce")] + \

@@ -1,4 +1,4 @@
-"""Per-layer diagnostics (sgdlab.train.diagnostics): each value against a direct computation
+"""Per-layer diagnostics (sgdlab.engine.diagnostics): each value against a direct computation
 on hand-made networks, the single and batched engines against each other, the paper's
 mechanism on digits, runs at chance, the CLI's JSON and old stores."""
 
@@ -18,9 +18,9 @@ from sgdlab.nn.activations import get_activation
 from sgdlab.nn.network import Network, one_hot
 from sgdlab import run_study
 from sgdlab.study import Store
-from sgdlab.train import History, train
-from sgdlab.train import diagnostics as D
-from sgdlab.train.batched import train_many
+from sgdlab.engine import History, train
+from sgdlab.engine import diagnostics as D
+from sgdlab.engine.batched import train_many
 
 
 def toy_data(X_val):

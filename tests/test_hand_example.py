@@ -43,7 +43,7 @@ import numpy as np
 
 from sgdlab import Network, RunConfig, train
 from sgdlab.data import Dataset
-from sgdlab.train.optim import SGD
+from sgdlab.engine.optim import SGD
 
 
 def _hand_network():

@@ -123,7 +123,7 @@ def test_train_watch_compare(lab, browser):
     assert page.locator("#card-A .confusion tr").count() == 11  # header + 10 classes
     assert page.locator("#card-A .weights canvas").count() == 32
     assert re.search(r"test \d+\.\d\d %", page.inner_text("#card-A .final"))
-    from sgdlab.train.diagnostics import NAMES
+    from sgdlab.engine.diagnostics import NAMES
 
     assert page.locator("#card-A .diag .mini").count() == len(NAMES)  # one chart per recorded metric
 

@@ -24,7 +24,7 @@ SRC = Path(sgdlab.__file__).parent
 LAYERS = {
     "_version": 0, "errors": 0, "provenance": 0, "nn": 1, "choices": 1, "config": 1, "data": 1, "io": 1,
     "bounded": 1, "memory": 1, "outdir": 1,
-    "train": 2, "engine": 2, "estimator": 3, "study": 3, "baselines": 3, "benchlib": 3,
+    "engine": 2, "estimator": 3, "study": 3, "baselines": 3, "benchlib": 3,
     "report": 4, "workflow": 5, "commands": 6, "lab": 6, "cli": 6, "__main__": 6, "__init__": 6,
 }
 
@@ -95,8 +95,6 @@ def test_no_public_name_hides_a_module():
         if parts[-1] == "__init__" or parts[0] == "__main__":
             continue
         name = ".".join(["sgdlab", *parts])
-        if parts[0] == "train":  # the function sgdlab.train hides the package until it moves to sgdlab.engine
-            continue
         module = importlib.import_module(name)
         parent = importlib.import_module(name.rsplit(".", 1)[0])
         attr = getattr(parent, parts[-1])
@@ -118,3 +116,11 @@ def test_gradcheck_module_and_function_are_both_reachable():
     X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
     res = sgdlab.gradcheck(net, X, Y)
     assert res.passed(1e-7) and res.n_params == 3 * 4 + 4 + 4 * 2 + 2
+
+
+def test_engine_package_and_train_function_are_both_reachable():
+    code = ("import sgdlab.engine.batched, sgdlab; from sgdlab.engine.loop import train as t; "
+            "assert sgdlab.train is t and callable(sgdlab.train); "
+            "assert sgdlab.engine.batched.train_many")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

@@ -25,7 +25,7 @@ from sgdlab.report.narrative import init_effect, output_layer, unexplained_by_ou
 from sgdlab.report.tables import Comparison
 from sgdlab.study.analysis import select_records
 from sgdlab.study.records import RunRecord, run_key
-from sgdlab.train.loop import History
+from sgdlab.engine.loop import History
 
 SPEC = dict(name="tiny", dataset="digits", split=[0.6, 0.2, 0.2], split_seed=0, hidden=[32, 16], epochs=3,
             batch_size=10, dtype="float64")

@@ -13,7 +13,7 @@ from sgdlab.report.conventions import convention_cells, conventions_section, sen
 from sgdlab.report.sensitivity import sensitivity_section
 from sgdlab.study.analysis import select_records
 from sgdlab.study.records import RunRecord, run_key
-from sgdlab.train.loop import History
+from sgdlab.engine.loop import History
 
 SPEC = dict(name="conv", dataset="digits", split=[0.6, 0.2, 0.2], split_seed=0, hidden=[32, 16], epochs=1,
             batch_size=10, dtype="float64")

@@ -175,7 +175,7 @@ def test_force_replaces_another_study(tmp_path, capsys):
 def test_a_run_that_raises_is_recorded_failed_and_resume_retries_it(tmp_path, monkeypatch):
     import sys
 
-    train_pkg = sys.modules["sgdlab.train"]  # (the name sgdlab.train is the function)
+    train_pkg = sys.modules["sgdlab.engine"]  # (the name sgdlab.train is the function)
 
     real_train = train_pkg.train
 
@@ -274,7 +274,7 @@ def test_spec_from_dict_and_text_in_the_api():
 def test_same_computation_in_two_modes_is_trained_once(tmp_path, monkeypatch):
     import sys
 
-    train_pkg = sys.modules["sgdlab.train"]
+    train_pkg = sys.modules["sgdlab.engine"]
     real_train, calls = train_pkg.train, []
 
     def counting(config, data=None, **kw):

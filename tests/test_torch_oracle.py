@@ -18,8 +18,8 @@ torch = pytest.importorskip("torch", reason="torch is a test extra (pip install 
 from sgdlab import RunConfig, train  # noqa: E402
 from sgdlab.config import rng_streams  # noqa: E402
 from sgdlab.nn.network import one_hot  # noqa: E402
-from sgdlab.train.loop import build_network  # noqa: E402
-from sgdlab.train.optim import SGD  # noqa: E402
+from sgdlab.engine.loop import build_network  # noqa: E402
+from sgdlab.engine.optim import SGD  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():

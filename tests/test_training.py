@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sgdlab.train import loop  # (sgdlab.train, the attribute, is the function)
+from sgdlab.engine import loop  # (sgdlab.train, the attribute, is the function)
 from sgdlab import RunConfig, train
 from sgdlab.config import rng_streams
 from sgdlab.nn.network import PackedNetwork, one_hot
-from sgdlab.train.loop import History, build_network, epoch_batches
-from sgdlab.train.optim import SGD
+from sgdlab.engine.loop import History, build_network, epoch_batches
+from sgdlab.engine.optim import SGD
 
 
 def _params_equal(a, b):
@@ -172,7 +172,7 @@ def test_continue_a_float32_network_under_a_float64_config(digits):
 def test_small_networks_train_on_one_blas_thread(digits):
     """A second BLAS thread only burns a core on the paper's products; big ones keep BLAS's own setting."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from sgdlab.train.blas import is_small
+    from sgdlab.engine.blas import is_small
 
     assert is_small([64, 32, 16, 10], 1797)
     assert not is_small([784, 256, 10], 60000)

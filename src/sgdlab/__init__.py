@@ -7,7 +7,7 @@ from .errors import SgdlabError
 from .io import load, save
 from .nn import Network
 from .nn.gradcheck import gradcheck  # the function; the module stays sgdlab.nn.gradcheck
-from .train import SGD, History, TrainResult, train
+from .engine import SGD, History, TrainResult, train
 from .study import StudyResults, open_study
 from .workflow import run_study
 

@@ -6,7 +6,7 @@ paper itself ran (2 costs x 3 activations x 2 inits x 6 lrs x 5 seeds = 360 runs
 mode, digits, batch 10). The spec's other blocks (corrected mode, the ce conventions) are
 left out so that the figure stays the paper's grid and comparable from one version to the
 next. :func:`bench` measures: the wall and CPU time of that grid with
-:func:`sgdlab.train.batched.train_many` (one worker process per core by default, their CPU
+:func:`sgdlab.engine.batched.train_many` (one worker process per core by default, their CPU
 time included); the single engine on a fixed sample of those runs in this process, scaled to
 the grid, and the ratios of wall and of CPU time; aggregate training samples per second; and
 the achieved GFLOP/s next to the GFLOP/s of one large float64 matrix product measured here.
@@ -22,7 +22,7 @@ For 64-32-16-10: 12,456 FLOP per training sample and 5,556 per evaluated row, so
 epoch of one run is about 14.0 MFLOP of training (update included) and 10.0 MFLOP of
 evaluation; the 360-run grid of 30 epochs is 259 GFLOP.
 
-Diagnostics (:mod:`sgdlab.train.diagnostics`) are on by default in both engines; the grid
+Diagnostics (:mod:`sgdlab.engine.diagnostics`) are on by default in both engines; the grid
 is trained a second time with them off (``diagnostics=False``), and the single-engine sample
 too, and the cost of having them on is printed as extra CPU time.
 
@@ -125,7 +125,7 @@ def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", r
                  eval_models=5, eval_rows=360) -> Floor:
     """The :class:`Floor` of a finished grid (``results``: its TrainResults).
 
-    The products are the ones :mod:`sgdlab.train.batched` makes, per model: each training
+    The products are the ones :mod:`sgdlab.engine.batched` makes, per model: each training
     step, the first layer's forward product and gradient as one GEMM for ``run_width`` models
     that share a minibatch, and for every later layer the forward product, the weight gradient
     and the delta (``np.matmul`` over a stack of ``stack`` models); each epoch, the forward
@@ -136,7 +136,7 @@ def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", r
     """
     import numpy as np
 
-    from .train.blas import blas_threads
+    from .engine.blas import blas_threads
 
     rng = np.random.default_rng(0)
     dt = np.dtype(dtype)
@@ -217,8 +217,8 @@ def bench(epochs=30, seeds=5, runs_sample=12, dtype="float64", threads=None, mat
     import numpy as np
 
     from .data import load_dataset
-    from .train import train
-    from .train.batched import train_many
+    from .engine import train
+    from .engine.batched import train_many
 
     if threads:
         parallel, workers, n_workers = {"threads": threads}, f"{threads} thread{'s' * (threads != 1)}", threads

@@ -8,7 +8,7 @@
 ``out_activation``, ``cost``, ``init``, ``bias_init``, ``ce_outside``, ``dtype``).
 
 It trains on the same fast path as :func:`sgdlab.train` (the packed network's in-place
-gradient, :meth:`SGD.step_flat <sgdlab.train.optim.SGD.step_flat>`) with the same seeded
+gradient, :meth:`SGD.step_flat <sgdlab.engine.optim.SGD.step_flat>`) with the same seeded
 streams: with ``random_state=s`` and no early stopping, ``fit(X, y)`` gives the network that
 ``sgdlab.train(RunConfig(seed=s, ...), data)`` gives on the same training rows.
 ``partial_fit`` is one epoch of that path, keeping the optimizer's state between calls.
@@ -44,9 +44,9 @@ from .data.scale import fit as fit_scaler
 from .errors import SgdlabError
 from .nn.costs import get_cost
 from .nn.network import Network, PackedNetwork, augment, one_hot
-from .train.blas import for_network
-from .train.loop import History, build_network
-from .train.optim import SGD
+from .engine.blas import for_network
+from .engine.loop import History, build_network
+from .engine.optim import SGD
 
 #: Output activations whose values can be read as class probabilities.
 PROBABILISTIC_OUTPUTS = ("softmax", "sigmoid")

@@ -1,4 +1,4 @@
-"""sgdlab itself, through :func:`sgdlab.train.train`: the reference every other row is compared with."""
+"""sgdlab itself, through :func:`sgdlab.train`: the reference every other row is compared with."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from dataclasses import replace
 from .._version import __version__
 from ..config import rng_streams
 from ..data import Dataset
-from ..train import build_network, train
+from ..engine import build_network, train
 from .common import Reference, SeedRun, Variant, epoch_permutations
 
 VARIANTS = [
-    Variant("sgdlab", "float64", "float64", "sgdlab", "the reference: sgdlab.train.train"),
-    Variant("sgdlab", "float32", "float32", "sgdlab", "sgdlab.train.train in float32"),
+    Variant("sgdlab", "float64", "float64", "sgdlab", "the reference: sgdlab.train"),
+    Variant("sgdlab", "float32", "float32", "sgdlab", "sgdlab.train in float32"),
 ]
 
 

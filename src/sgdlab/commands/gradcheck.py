@@ -22,7 +22,7 @@ def run(args) -> int:
     from ..data import load_dataset
     from ..nn.gradcheck import gradcheck
     from ..nn.network import one_hot
-    from ..train import build_network
+    from ..engine import build_network
     from .common import config_from_args
 
     args.dtype = "float64"

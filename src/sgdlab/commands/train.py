@@ -21,7 +21,7 @@ def register(sub):
 def run(args) -> int:
     from ..data import load_dataset
     from ..io import save
-    from ..train import train
+    from ..engine import train
 
     from ..memory import check_fits
 

@@ -1,6 +1,6 @@
 """One lab training: the engine's own ``train()``, observed after every epoch.
 
-The network is built here with :func:`sgdlab.train.loop.build_network` (the same
+The network is built here with :func:`sgdlab.engine.loop.build_network` (the same
 initialisation ``train()`` would make) and handed to ``train(..., network=net)``, which
 updates ``net.weights`` in place after every epoch; the epoch callback reads them, so the
 engine is used exactly as the command line uses it, without any change for the lab.
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data import load_dataset
 from ..study.analysis import confusion_matrix
-from ..train.loop import METRICS, build_network, train
+from ..engine.loop import METRICS, build_network, train
 
 MAX_UNITS_SHOWN = 32  # first-layer units drawn as images
 MAX_MISCLASSIFIED = 8

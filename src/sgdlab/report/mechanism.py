@@ -1,5 +1,5 @@
 """The report's "Mechanism" section: what happens inside the networks, from the per-layer
-diagnostics each run recorded (:mod:`sgdlab.train.diagnostics`).
+diagnostics each run recorded (:mod:`sgdlab.engine.diagnostics`).
 
 The paper explains its results by saturation: a poor initialisation gives "extremely large
 values" that saturate neurons, which then stop contributing to learning, and tanh and ReLU
@@ -33,7 +33,7 @@ from matplotlib.ticker import NullFormatter
 
 from ..study.analysis import Selection, cell_sort_key, modes, run_accuracy, select, summarize_cells
 from ..study.records import RunRecord
-from ..train.diagnostics import TINY_STEP, blockage
+from ..engine.diagnostics import TINY_STEP, blockage
 from .document import Figure
 
 SATURATING = ("sigmoid", "tanh")
@@ -195,7 +195,7 @@ _BLOCKAGE_WORDS = {"clipped": "clipped outputs", "dead_units": "dead ReLUs", "de
 
 
 def chance_sentence(records: Sequence[RunRecord]) -> list[str]:
-    """How many runs ended at chance, and what blocked them (:func:`sgdlab.train.diagnostics.blockage`)."""
+    """How many runs ended at chance, and what blocked them (:func:`sgdlab.engine.diagnostics.blockage`)."""
     at = [r for r in records if r.status == "chance"]
     if not at:
         return []
@@ -205,7 +205,7 @@ def chance_sentence(records: Sequence[RunRecord]) -> list[str]:
         kinds[None if b is None else b[0]] += 1
     detail = ", ".join(f"{n} {_BLOCKAGE_WORDS[k]}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
     return [f"**Runs at chance:** {len(at)} of {len(records)} runs finished no better than the majority class "
-            f"(within the margin of `sgdlab.train.diagnostics.at_chance`); what held at least half of a layer at "
+            f"(within the margin of `sgdlab.engine.diagnostics.at_chance`); what held at least half of a layer at "
             f"their last epoch, nearest the output first: {detail}."]
 
 
@@ -350,7 +350,7 @@ def mechanism_section(records: Sequence[RunRecord], directory: Path | None = Non
     intro = ("The paper explains its failures by saturation: a poor initialisation gives large values that "
              "saturate neurons, which then stop learning. Every run recorded, per layer and epoch, the share of "
              "saturated sigmoid/tanh units (f'(z) below 1 % of its maximum) and of dead ReLUs on the validation "
-             "set, its gradient norms and the share of clipped outputs (see `sgdlab.train.diagnostics`). "
+             "set, its gradient norms and the share of clipped outputs (see `sgdlab.engine.diagnostics`). "
              "These sentences test the explanation against those numbers.")
     if n_diag == 0:
         return (intro + "\n\nThis store holds no diagnostics (it was made by an older sgdlab): re-run the study "

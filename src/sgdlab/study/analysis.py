@@ -35,7 +35,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import SgdlabError
-from ..train.diagnostics import CHANCE_MARGIN, at_chance, majority_rate  # noqa: F401 - re-exported
+from ..engine.diagnostics import CHANCE_MARGIN, at_chance, majority_rate  # noqa: F401 - re-exported
 from .records import Cell, RunRecord
 
 DIVERGED_POLICIES = ("zero", "last")

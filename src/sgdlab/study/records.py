@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
-from ..train.loop import History
+from ..engine.loop import History
 
 STATUSES = ("done", "chance", "diverged", "failed")
 #: statuses of runs that finished training (their final metrics count; ``chance``: finished at
-#: the majority-class rate, see :func:`sgdlab.train.diagnostics.at_chance`)
+#: the majority-class rate, see :func:`sgdlab.engine.diagnostics.at_chance`)
 FINISHED = ("done", "chance")
 
 

@@ -2,7 +2,7 @@
 
 A run is retrained with the engine that produced it (``RunRecord.engine``). The single
 engine trains it alone. The batched engine's numbers depend, by float rounding, on the
-stack a run was trained in (:func:`sgdlab.train.batched.plan`), so its whole schedule group
+stack a run was trained in (:func:`sgdlab.engine.batched.plan`), so its whole schedule group
 is retrained, as the runner trains it (a resumed study too: the runner retrains the whole
 group and keeps the missing runs): every run of the group in the stored spec's expansion
 order, through the runner's own :func:`~sgdlab.study.runner.train_group`. On the same

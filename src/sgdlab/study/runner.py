@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import SgdlabError
-from ..train.loop import History
+from ..engine.loop import History
 from .expand import PlannedRun, expand, schedule_groups, schedule_id
 from .records import FINISHED, RunRecord
 from .spec import check_growth
@@ -93,7 +93,7 @@ def _record(run: PlannedRun, result, data, engine: str) -> RunRecord:
 
 
 def _train_single(run: PlannedRun, data) -> tuple[RunRecord, object]:
-    from ..train import train
+    from ..engine import train
 
     try:
         result = train(run.config, data)
@@ -106,7 +106,7 @@ def run_schedule_group(task: Task) -> list[RunRecord]:
     """Train one schedule group's runs (worker side; top-level so that it pickles).
 
     ``engine="batched"`` trains its runs together with
-    :func:`sgdlab.train.batched.train_many`; if that raises, each run is retried alone on the
+    :func:`sgdlab.engine.batched.train_many`; if that raises, each run is retried alone on the
     single engine so that one bad run cannot sink the others.
     """
     return [rec for rec, _ in train_group(task)]
@@ -124,7 +124,7 @@ def train_group(task: Task) -> list[tuple[RunRecord, object]]:
     todo = list(unique.values())
     done: dict = {}
     if task.engine == "batched":
-        from ..train.batched import train_many
+        from ..engine.batched import train_many
 
         try:
             results = train_many([r.config for r in todo], data)

@@ -55,7 +55,7 @@ def targets(records: Sequence[RunRecord]) -> list[RunRecord]:
 
 def measure(record: RunRecord) -> dict:
     """Retrain ``record`` with perturbed training inputs and compare (see the module docstring)."""
-    from ..train import train
+    from ..engine import train
     from .runner import _dataset_for
 
     data = _dataset_for(record.config)

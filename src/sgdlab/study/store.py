@@ -16,7 +16,7 @@ Tables
     output activation actually used), ``val_acc`` and ``test_acc`` at the final epoch, and as
     JSON: ``config`` (:meth:`RunConfig.to_dict`), ``final`` (:meth:`History.final`),
     ``history`` (:meth:`History.to_dict`), ``test_predictions`` (class index per test row);
-    ``engine`` and ``finished`` (UTC time). A run at chance (:func:`sgdlab.train.diagnostics.at_chance`)
+    ``engine`` and ``finished`` (UTC time). A run at chance (:func:`sgdlab.engine.diagnostics.at_chance`)
     is a finished run: its ``status`` column says ``done`` and its history (and ``final``) say
     ``chance``; :meth:`Store.records` gives it status ``chance``.
 ``diagnostics``
@@ -50,7 +50,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..errors import SgdlabError
 from ..provenance import machine
-from ..train.loop import History
+from ..engine.loop import History
 from .records import RunRecord
 
 SCHEMA = 1

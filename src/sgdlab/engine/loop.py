@@ -24,11 +24,11 @@ class History:
     """Per-epoch metrics of one run (index ``i`` is epoch ``i + 1``).
 
     ``status`` is ``done``, ``chance`` (finished, but the final validation accuracy is no
-    better than the majority-class rate: see :func:`sgdlab.train.diagnostics.at_chance`) or
+    better than the majority-class rate: see :func:`sgdlab.engine.diagnostics.at_chance`) or
     ``diverged`` (a non-finite loss or parameter; ``diverged_epoch`` says when, and the lists
     hold the epochs before it). ``stopped_epoch`` is set when early stopping ended the run.
 
-    ``diagnostics`` maps each name of :data:`sgdlab.train.diagnostics.NAMES` to one row per
+    ``diagnostics`` maps each name of :data:`sgdlab.engine.diagnostics.NAMES` to one row per
     epoch (row 0: the initial weights; row ``i``: after epoch ``i``) of per-layer values (NaN
     where a metric does not apply); empty when they were not recorded. ``diagnosis`` is a
     one-line explanation for a run at chance or diverged.
@@ -106,7 +106,7 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     ``on_epoch(epoch, history)`` is called after each epoch (progress bars). ``network``
     continues training a given network instead of initialising one; the shuffling stream
     still comes from ``config.seed``. ``diagnostics=False`` skips the per-layer diagnostics
-    (:mod:`sgdlab.train.diagnostics`; ``History.diagnostics`` stays empty); the status
+    (:mod:`sgdlab.engine.diagnostics`; ``History.diagnostics`` stays empty); the status
     (``chance`` included) is set either way.
     """
     if data is None:

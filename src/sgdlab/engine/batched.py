@@ -2,7 +2,7 @@
 
 A study is hundreds of small independent networks. Trained one at a time, numpy spends
 its time in Python and call overhead; stacked along a model axis, one numpy call does the
-work of every network. :func:`train_many` is the same algorithm as :func:`sgdlab.train.train`
+work of every network. :func:`train_many` is the same algorithm as :func:`sgdlab.train`
 (same initial weights, minibatch order, update rule, per-epoch metrics, divergence and early
 stopping) for ``K`` models at once, equal to it within float rounding (1e-12 relative or
 better on well-conditioned runs; see ``docs/batched.md``).
@@ -406,7 +406,7 @@ def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
 
 
 def sgd_step(stack: Stack) -> None:
-    """One SGD update of every model from ``stack.grad``, as :class:`sgdlab.train.optim.SGD`
+    """One SGD update of every model from ``stack.grad``, as :class:`sgdlab.engine.optim.SGD`
     (``torch.optim.SGD``): ``theta -= grad`` when the learning rate is folded into the
     gradient; otherwise ``g += l2 W`` (weights only), ``v = m v + g``, ``g += m v``
     (Nesterov) or ``g = v``, ``theta -= lr g``, each model with its own lr, momentum and l2."""
@@ -441,7 +441,7 @@ def evaluate(stack: Stack, prep: "_Prepared", stats: ValidationStats | None = No
     ones to copy into).
 
     ``stats``: each layer's outputs on the validation rows are added to it (the diagnostics,
-    see :mod:`sgdlab.train.diagnostics`). ``parts``: the parts evaluated (0 train, 1
+    see :mod:`sgdlab.engine.diagnostics`). ``parts``: the parts evaluated (0 train, 1
     validation, 2 test); the others' metrics are NaN."""
     K, sizes, dtype = stack.K, stack.sizes, stack.dtype
     out = [Metrics(np.zeros(K), np.zeros(K)) for _ in prep.bounds]
@@ -586,7 +586,7 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
                 diagnostics: bool = True) -> None:
     """Train one stack to the end; put each model's :class:`TrainResult` in ``results``
     under its index. ``diagnostics``: record the per-layer diagnostics
-    (:mod:`sgdlab.train.diagnostics`)."""
+    (:mod:`sgdlab.engine.diagnostics`)."""
     streams = {s: rng_streams(s)[1] for s in sorted({c.seed for c in stack.configs})}
     hist = {int(i): History() for i in stack.indices}
     best = {int(i): -1.0 for i in stack.indices}
@@ -721,8 +721,8 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         allows): no GIL between them, so it scales better than ``threads``. Each stack is
         trained whole in one worker, so results do not depend on it.
     diagnostics : bool
-        Record the per-layer diagnostics in each history (:mod:`sgdlab.train.diagnostics`;
-        the same values as :func:`sgdlab.train.train`). The status (``chance`` included) is
+        Record the per-layer diagnostics in each history (:mod:`sgdlab.engine.diagnostics`;
+        the same values as :func:`sgdlab.train`). The status (``chance`` included) is
         set either way.
 
     BLAS is held to one thread during the call (and in the workers).
