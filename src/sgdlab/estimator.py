@@ -393,27 +393,17 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         self._epochs(X, self._encode(y), 1)
         return self
 
-    # -- pickling ---------------------------------------------------------------------
+    # -- pickling: a Network pickles; coefs_ and intercepts_ stay its arrays -------------
     def __getstate__(self):
-        # A Network holds its activation and cost functions, which do not pickle; keep its
-        # architecture and parameters and rebuild it on load.
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
-        net = state.pop("network_", None)
-        if net is not None:
-            state["_network_state"] = {"sizes": net.sizes, "activation": net.activation, "output": net.output,
-                                       "cost": net.cost, "dtype": net.dtype, "ce_outside": net.ce_outside,
-                                       "weights": net.weights, "biases": net.biases}
+        if "network_" in state:
             state.pop("coefs_", None)
             state.pop("intercepts_", None)
         return state
 
     def __setstate__(self, state):
-        net_state = state.pop("_network_state", None)
         super().__setstate__(state)
-        if net_state is not None:
-            weights, biases = net_state.pop("weights"), net_state.pop("biases")
-            self.network_ = Network(**net_state)
-            self.network_.weights, self.network_.biases = weights, biases
+        if "network_" in state:
             self.coefs_, self.intercepts_ = self.network_.weights, self.network_.biases
 
     # -- prediction -------------------------------------------------------------------

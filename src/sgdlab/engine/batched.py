@@ -787,19 +787,11 @@ def _worker_init(prepared) -> None:
     _WORKER_DATA["blas"].__enter__()
 
 
-def _worker_train(job, diagnostics=True) -> dict[int, tuple]:
-    """Train one stack in a worker; per run ``(weights, biases, history)`` (a
-    :class:`Network` holds functions, which do not pickle)."""
+def _worker_train(job, diagnostics=True) -> dict[int, TrainResult]:
+    """Train one stack in a worker; its results by run index."""
     out: dict[int, TrainResult] = {}
     train_stack(Stack(*job), _WORKER_DATA["prepared"][job[0].dtype], out, diagnostics=diagnostics)
-    return {i: (r.network.weights, r.network.biases, r.history) for i, r in out.items()}
-
-
-def _result(config: RunConfig, sizes, weights, biases, history) -> TrainResult:
-    net = Network(list(sizes), config.activation, config.output, config.cost, config.dtype,
-                  config.ce_outside)
-    net.weights, net.biases = weights, biases
-    return TrainResult(net, history, config)
+    return out
 
 
 def _run_in_processes(jobs, prepared, n, results, on_epoch, diagnostics=True) -> None:
@@ -810,12 +802,10 @@ def _run_in_processes(jobs, prepared, n, results, on_epoch, diagnostics=True) ->
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(prepared,)) as pool:
         futures = {pool.submit(_worker_train, job, diagnostics): job for job in jobs}
         for f in as_completed(futures):
-            key, configs, members = futures[f]
-            by_index = dict(zip(members, configs))
-            for index, (weights, biases, history) in sorted(f.result().items()):
-                results[index] = _result(by_index[index], key.sizes, weights, biases, history)
+            for index, result in sorted(f.result().items()):
+                results[index] = result
                 if on_epoch is not None:
-                    _replay(on_epoch, index, history)
+                    _replay(on_epoch, index, result.history)
 
 
 def _replay(on_epoch: OnEpoch, index: int, history: History) -> None:

@@ -86,15 +86,43 @@ class Network:
         self.sizes = check_sizes(self.sizes)
         if self.output == "same":
             self.output = self.activation
-        self._hidden: Activation = get_activation(self.activation)
         if self.activation == "softmax":
             raise SgdlabError("softmax is an output activation only; hidden: sigmoid, tanh, relu, leaky_relu, identity")
-        self._out: Activation = get_activation(self.output)
         check_pairing(self.output, self.cost, self.ce_outside)
-        self._cost: Cost = get_cost(self.cost, self.ce_outside)
         self.dtype = resolve_dtype(self.dtype).name
-        self._rule = self._cost.rule  # cost and ce convention: what the output delta depends on
-        self._shortcut = uses_shortcut(self.output, self._rule)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Look up the activation and cost functions the names stand for (not pickled)."""
+        self._hidden: Activation = get_activation(self.activation)
+        self._out: Activation = get_activation(self.output)
+        self._cost: Cost = get_cost(self.cost, self.ce_outside)
+
+    # -- pickling: the functions are looked up again from the names ----------------------
+    _DERIVED = ("_hidden", "_out", "_cost")
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind()
+
+    @property
+    def rule(self) -> str:
+        """The cost with its cross-entropy convention (``ce``, ``ce:nielsen``, ...): what the
+        output delta depends on (see :data:`sgdlab.nn.costs.RULES`)."""
+        return self._cost.rule
+
+    @property
+    def shortcut(self) -> bool:
+        """Is the output delta ``a - y`` (times the clip mask where the cost clips)?"""
+        return uses_shortcut(self.output, self.rule)
+
+    @property
+    def output_activation(self) -> Activation:
+        """The output layer's :class:`~sgdlab.nn.activations.Activation`."""
+        return self._out
 
     # -- construction ---------------------------------------------------------------
     def initialize(self, init="xavier", bias_init="normal", rng=None) -> "Network":
@@ -125,7 +153,7 @@ class Network:
 
     def output_delta(self, z, a, Y):
         """dC_s/dz at the output layer per sample (eq. 5-6; see :func:`costs.output_delta`)."""
-        return output_delta(self.output, self._rule, self._out, z, a, Y)
+        return output_delta(self.output, self.rule, self._out, z, a, Y)
 
     def backward(self, zs, acts, Y) -> Gradients:
         """Gradients of the minibatch cost, averaged over its rows (eq. 7-9)."""
@@ -279,10 +307,10 @@ class PackedNetwork:
         self._hidden_into = _FORWARD_INTO[net.activation]
         self._out_into = _FORWARD_INTO[net.output]
         self._hidden_times = _TIMES_DERIVATIVE[net.activation]
-        self._shortcut = net._shortcut
+        self._shortcut = net.shortcut
         # a - y needs the clip mask of ce / cce to be the gradient of the value computed
-        self._masked = self._shortcut and net._rule in ("ce", "cce")
-        self._rule = net._rule
+        self._masked = self._shortcut and net.rule in ("ce", "cce")
+        self._rule = net.rule
         # mse under an elementwise output: dC/dz = (a - y) * f'(z), in place
         self._mse_elementwise = net.cost == "mse" and net.output in _TIMES_DERIVATIVE
         self._out_times = _TIMES_DERIVATIVE.get(net.output)
@@ -359,7 +387,7 @@ class PackedNetwork:
             self._out_times(delta, z, a, tmps[-1])
         else:
             net = self.net
-            delta[...] = output_delta(net.output, self._rule, net._out, z.T, a.T, Y).T
+            delta[...] = output_delta(net.output, self._rule, net.output_activation, z.T, a.T, Y).T
         np.divide(delta, buf.n, out=delta)
         # backward (eq. 7-9): grad [W_l; b_l] = [A_{l-1}; 1] @ Delta_l.T,
         # Delta_{l-1}.T = (W_l @ Delta_l.T) * f'(Z_{l-1}.T)
