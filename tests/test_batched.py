@@ -14,7 +14,7 @@ from sgdlab.nn.activations import ACTIVATIONS
 from sgdlab.engine import train
 from sgdlab.engine.batched import (bytes_per_model, chunk_size, n_params, plan, train_many)
 from sgdlab.nn.costs import get_cost
-from sgdlab.engine.batched_kernels import ce_times_into, forward_into, loss_sums, times_derivative
+from sgdlab.engine.kernels import ce_times_into, forward_into, loss_sums, times_derivative
 
 PARTS = ("train", "val", "test")
 

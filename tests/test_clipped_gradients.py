@@ -17,7 +17,9 @@ from sgdlab import RunConfig, gradcheck, train
 from sgdlab.cli import main
 from sgdlab.nn.activations import HIDDEN_ACTIVATIONS
 from sgdlab.nn.costs import CE_OUTSIDE, ce_inside, ce_value, get_cost
-from sgdlab.nn.network import Network, PackedNetwork, augment, one_hot
+from sgdlab.engine.kernels import augment
+from sgdlab.engine.packed import PackedNetwork
+from sgdlab.nn.network import Network, one_hot
 from sgdlab.engine import build_network
 from sgdlab.engine.batched import train_many
 

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from sgdlab import Network, gradcheck
 from sgdlab.errors import SgdlabError
 from sgdlab.nn.activations import HIDDEN_ACTIVATIONS
-from sgdlab.nn.network import PackedNetwork, augment, one_hot
+from sgdlab.engine.kernels import augment
+from sgdlab.engine.packed import PackedNetwork
+from sgdlab.nn.network import one_hot
 
 OUTPUTS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity", "softmax")
 VALID_OUTPUT_COST = [(o, "mse") for o in OUTPUTS] + [("sigmoid", "ce"), ("softmax", "ce"), ("softmax", "cce")]

@@ -8,7 +8,8 @@ import pytest
 from sgdlab.engine import loop  # (sgdlab.train, the attribute, is the function)
 from sgdlab import RunConfig, train
 from sgdlab.config import rng_streams
-from sgdlab.nn.network import PackedNetwork, one_hot
+from sgdlab.engine.packed import PackedNetwork
+from sgdlab.nn.network import one_hot
 from sgdlab.engine.loop import History, build_network, epoch_batches
 from sgdlab.engine.optim import SGD
 

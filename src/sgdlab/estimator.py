@@ -43,7 +43,9 @@ from .data.scale import check_scale
 from .data.scale import fit as fit_scaler
 from .errors import SgdlabError
 from .nn.costs import get_cost
-from .nn.network import Network, PackedNetwork, augment, one_hot
+from .nn.network import one_hot
+from .engine.kernels import augment
+from .engine.packed import PackedNetwork
 from .engine.blas import for_network
 from .engine.loop import History, build_network
 from .engine.optim import SGD

@@ -44,11 +44,10 @@ import numpy as np
 from ..config import RunConfig, rng_streams
 from ..data import Dataset
 from ..errors import SgdlabError
-from ..nn.activations import get_activation
-from ..nn.costs import RULES, cost_rule, shortcut_mask, uses_shortcut
+from ..nn.costs import cost_rule
 from ..nn.init import init_params
 from ..nn.network import Network, one_hot
-from .batched_kernels import ce_terms, ce_times_into, forward_into, loss_sums, times_derivative
+from .kernels import augment, ce_terms, forward_into, loss_sums, output_delta_into, times_derivative
 from .diagnostics import GradNorms, Recorder, ValidationStats, StackedNorms, append_row, conclude
 from .loop import History, TrainResult
 from .blas import blas_threads as _blas_threads
@@ -195,7 +194,6 @@ class Stack:
         self.hidden_into = forward_into(key.activation)
         self.out_into = forward_into(key.output)
         self.hidden_times = times_derivative(key.activation)
-        self.out_times = times_derivative(key.output)
         self.velocity: np.ndarray | None = None
         self._eval: dict[tuple[int, int], tuple] = {}
         params = [init_params(self.sizes, c.init, c.bias_init, rng_streams(c.seed)[0], self.dtype)
@@ -389,20 +387,9 @@ def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
     ``(b, K, n_out)``."""
     output = stack.key.output
     for s in stack.segments:
-        sl, rule = slice(s.start, s.stop), s.cost
-        Ys = Y if Y.shape[1] == 1 else Y[:, sl]
-        if uses_shortcut(output, rule):
-            np.subtract(a[:, sl], Ys, out=out[:, sl])
-            if rule in ("ce", "cce"):
-                out[:, sl] *= shortcut_mask(rule, a[:, sl], Ys)
-        elif rule == "mse" and stack.out_times is not None:
-            np.subtract(a[:, sl], Ys, out=out[:, sl])
-            stack.out_times(out[:, sl], z[:, sl], a[:, sl], tmp[:, sl])
-        elif rule == "ce" and stack.out_times is not None:
-            ce_times_into(out[:, sl], a[:, sl], Ys, stack.out_times, z[:, sl], tmp[:, sl])
-        else:
-            act = get_activation(output)
-            out[:, sl] = act.backward(z[:, sl], a[:, sl], RULES[rule].grad(a[:, sl], Ys))
+        sl = slice(s.start, s.stop)
+        output_delta_into(output, s.cost, z[:, sl], a[:, sl], Y if Y.shape[1] == 1 else Y[:, sl], out[:, sl],
+                          tmp[:, sl])
 
 
 def sgd_step(stack: Stack) -> None:
@@ -513,21 +500,13 @@ class _Prepared:
 def _prepare(data: Dataset, dtype) -> _Prepared:
     d = data.astype(dtype)
     k = d.n_classes
-    Xa = _augment(d.X_train)
-    X_all = _augment(np.concatenate([d.X_train, d.X_val, d.X_test]))
+    Xa = augment(d.X_train)
+    X_all = augment(np.concatenate([d.X_train, d.X_val, d.X_test]))
     y_all = np.concatenate([d.y_train, d.y_val, d.y_test]).astype(np.int64)
     sizes = np.cumsum([0, len(d.y_train), len(d.y_val), len(d.y_test)])
     return _Prepared(Xa, one_hot(d.y_train, k, dtype), X_all, y_all,
                      one_hot(y_all, k, bool)[:, None, :], list(zip(sizes[:-1], sizes[1:])),
                      len(d.y_train), len(d.y_val) > 0)
-
-
-def _augment(X) -> np.ndarray:
-    """``[X, 1]``: a column of ones appended."""
-    out = np.empty((X.shape[0], X.shape[1] + 1), dtype=X.dtype)
-    out[:, :-1] = X
-    out[:, -1] = 1
-    return out
 
 
 def train_epoch(stack: Stack, prep: _Prepared, streams: dict, norms: GradNorms | None = None) -> None:

@@ -11,7 +11,9 @@ import numpy as np
 from ..config import RunConfig, rng_streams
 from ..data import Dataset, load_dataset
 from ..nn.costs import get_cost
-from ..nn.network import Network, PackedNetwork, augment, one_hot
+from ..nn.network import Network, one_hot
+from .kernels import augment
+from .packed import PackedNetwork
 from .blas import for_network
 from .diagnostics import Recorder, append_row, conclude, flat_sq_norms, flat_starts
 from .optim import SGD

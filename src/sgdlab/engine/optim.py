@@ -19,7 +19,7 @@ class SGD:
 
     ``step`` works on the network's lists of arrays; ``step_flat`` does the same update on
     one flat parameter array (the training loop's fast path, see
-    :class:`sgdlab.nn.network.PackedNetwork`). Each keeps its own velocity: use one or
+    :class:`sgdlab.engine.packed.PackedNetwork`). Each keeps its own velocity: use one or
     the other on a given optimizer.
     """
 
