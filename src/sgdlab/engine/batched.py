@@ -51,7 +51,7 @@ from .kernels import augment, ce_terms, forward_into, loss_sums, output_delta_in
 from .diagnostics import GradNorms, Recorder, ValidationStats, StackedNorms, append_row, conclude
 from .loop import History, TrainResult
 from .blas import blas_threads as _blas_threads
-from .optim import flat_update
+from .optim import sgd_update
 
 DEFAULT_MAX_BYTES = 3 << 29  # 1.5 GiB: 10,000 models of 64-32-16-10 (with momentum and L2) in one stack
 EVAL_BYTES = 1 << 20  # evaluation handles about this many bytes of activations at a time
@@ -266,7 +266,7 @@ class Stack:
         self._factor = (lr if self.plain else np.ones(self.K)).reshape(1, -1, 1)
         self._scales: dict[int, np.ndarray] = {}
         if self.plain:
-            self.lr = self.momentum = self.decay = self.nesterov = None
+            self.lr = self.momentum = self.decay = self.nesterov = self.scratch = None  # theta -= grad
             return
         # the single engine's optimiser in float64 scalars, here per parameter in the dtype
         self.lr = self.per_param(lr)
@@ -394,15 +394,12 @@ def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
 
 def sgd_step(stack: Stack) -> None:
     """One SGD update of every model from ``stack.grad``, as :class:`sgdlab.engine.optim.SGD`
-    (``torch.optim.SGD``): ``theta -= grad`` when the learning rate is folded into the
-    gradient; otherwise ``g += l2 W`` (weights only), ``v = m v + g``, ``g += m v``
+    (``torch.optim.SGD``) through :func:`~sgdlab.engine.optim.sgd_update`: ``theta -= grad``
+    when the learning rate is folded into the gradient (``stack.lr`` None); otherwise ``g += l2 W`` (weights only), ``v = m v + g``, ``g += m v``
     (Nesterov) or ``g = v``, ``theta -= lr g``, each model with its own lr, momentum and l2."""
-    g, theta = stack.grad, stack.theta
-    if stack.plain:
-        theta -= g
-        return
-    stack.velocity = flat_update(theta, g, stack.scratch, stack.lr, decay=stack.decay, momentum=stack.momentum,
-                                 nesterov=stack.nesterov, velocity=stack.velocity)
+    stack.velocity = sgd_update(stack.theta, stack.grad, stack.scratch, stack.lr,  # None: lr folded in
+                                decay=stack.decay, momentum=stack.momentum, nesterov=stack.nesterov,
+                                velocity=stack.velocity)
 
 
 # -- evaluation ---------------------------------------------------------------------------------
