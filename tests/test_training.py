@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sgdlab.engine import loop  # (sgdlab.train, the attribute, is the function)
+from sgdlab.engine import trainer as trainer_module
 from sgdlab import RunConfig, train
 from sgdlab.config import rng_streams
 from sgdlab.engine.packed import PackedNetwork
@@ -44,7 +44,7 @@ class _Recorder(PackedNetwork):
 def _minibatch_rows(monkeypatch, config, data):
     seen = []
     rec = type("Rec", (_Recorder,), {"batches": seen})
-    monkeypatch.setattr(loop, "PackedNetwork", rec)
+    monkeypatch.setattr(trainer_module, "PackedNetwork", rec)
     train(config, data)
     index = {row.tobytes(): i for i, row in enumerate(np.asarray(data.X_train, dtype=config.dtype))}
     assert len(index) == len(data.X_train)  # rows are distinct, so a row names its index
@@ -193,3 +193,30 @@ def test_small_networks_train_on_one_blas_thread(digits):
         after = blas()
     assert seen and all(n == 1 for n in seen[0])
     assert after == before  # restored
+
+
+def test_trainer_epochs_are_train_and_a_pickled_trainer_continues_the_same(digits):
+    """sgdlab.engine.Trainer is train()'s state: its epochs give train()'s parameters, and a
+    Trainer pickled between epochs (network, velocity, shuffle stream) continues identically."""
+    import pickle
+
+    from sgdlab.engine import Trainer
+    from sgdlab.engine.kernels import augment
+
+    config = RunConfig(epochs=3, seed=5, momentum=0.9, l2=1e-4, hidden=[16])
+    expected = train(config, digits, diagnostics=False).network
+    init_rng, shuffle_rng = rng_streams(config.seed)
+    net = build_network(config, digits.n_features, digits.n_classes, init_rng)
+    trainer = Trainer(net, config, shuffle_rng)
+    Xa, Y = augment(digits.X_train), one_hot(digits.y_train, digits.n_classes)
+    with trainer.running(len(Y)):
+        trainer.epoch(Xa, Y)
+        trainer.unpack()
+        copy = pickle.loads(pickle.dumps(trainer))
+        for t in (trainer, copy):
+            t.epoch(Xa, Y)
+            t.epoch(Xa, Y)
+            t.unpack()
+    for t in (trainer, copy):
+        for p, q in zip(t.network.params, expected.params):
+            np.testing.assert_array_equal(p, q)

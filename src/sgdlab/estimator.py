@@ -42,13 +42,11 @@ from .config import ConfigError, RunConfig, rng_streams
 from .data.scale import check_scale
 from .data.scale import fit as fit_scaler
 from .errors import SgdlabError
-from .nn.costs import get_cost
 from .nn.network import one_hot
 from .engine.kernels import augment
-from .engine.packed import PackedNetwork
-from .engine.blas import for_network
-from .engine.loop import History, build_network
-from .engine.optim import SGD
+from .engine.history import EpochBook, History
+from .engine.loop import build_network
+from .engine.trainer import Trainer
 
 #: Output activations whose values can be read as class probabilities.
 PROBABILISTIC_OUTPUTS = ("softmax", "sigmoid")
@@ -244,12 +242,12 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         """A fresh network, optimizer and shuffling stream for ``classes``."""
         if len(classes) < 2:
             raise SgdlabError(f"y has only one class ({classes[0]!r}); a classifier needs at least 2 classes")
-        init_rng, self._shuffle_rng = rng_streams(seed)
+        init_rng, shuffle_rng = rng_streams(seed)
         self.seed_ = seed
         self.classes_ = np.asarray(classes)
         self.network_ = build_network(replace(config, seed=seed), self.n_features_in_, len(self.classes_),
                                       init_rng)
-        self._optimizer = SGD(config.lr, config.momentum, config.nesterov, config.l2)
+        self._trainer = Trainer(self.network_, config, shuffle_rng)
         self._config = config
         self.coefs_ = self.network_.weights
         self.intercepts_ = self.network_.biases
@@ -270,60 +268,49 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         return idx
 
     def _epochs(self, X, yi, epochs: int, val=None) -> None:
-        """``epochs`` epochs of minibatch SGD on the fast path (as :func:`sgdlab.train`), each
-        followed by its metrics; early stopping on ``val = (X_val, y_val)`` if given."""
-        net, opt, bs = self.network_, self._optimizer, self._config.batch_size
-        k, dtype = len(self.classes_), np.dtype(net.dtype)
-        packed = PackedNetwork(net)  # packs the network's current parameters (a copy)
-        theta, mask, gradient, step = packed.theta, packed.weight_mask, packed.gradient, opt.step_flat
-        cost = get_cost(net.cost, net.ce_outside)
+        """``epochs`` epochs of the :class:`~sgdlab.engine.trainer.Trainer` (the fast path of
+        :func:`sgdlab.train`), each followed by its metrics; early stopping on
+        ``val = (X_val, y_val)`` if given."""
+        trainer, k, dtype = self._trainer, len(self.classes_), np.dtype(self.network_.dtype)
+        trainer.packed.pack()  # the network's current parameters (set_params or coefs_ may have changed them)
+        theta = trainer.packed.theta
         Xa, Y, n = augment(X), one_hot(yi, k, dtype), len(yi)
         if val is not None:
             Xa_val, y_val = augment(val[0]), val[1]
             Y_val = one_hot(y_val, k, dtype)
-        best, waited, best_theta = -np.inf, 0, None
-        with np.errstate(all="ignore"), for_network(packed.sizes, max(bs, n)):
+        book = EpochBook(self._config.patience if val is not None else None, self.history_)
+        best_theta = None
+        with trainer.running(max(self._config.batch_size, n)):
             for _ in range(epochs):
-                perm = self._shuffle_rng.permutation(n)
-                Xs, Ys = Xa[perm], Y[perm]
-                for i in range(0, n, bs):
-                    step(theta, gradient(Xs[i:i + bs], Ys[i:i + bs]), mask)
+                trainer.epoch(Xa, Y)
                 self.n_iter_ += 1
                 self.t_ += n
-                out = packed.predict_proba(Xa)
-                loss = float(cost.value(out, Y))
-                if not np.isfinite(loss) or not np.isfinite(theta).all():
-                    packed.unpack()
-                    self.history_.status, self.history_.diverged_epoch = "diverged", self.n_iter_
+                metrics = {"train": trainer.evaluate(Xa, yi, Y)}
+                if val is not None:
+                    metrics["val"] = trainer.evaluate(Xa_val, y_val, Y_val)
+                if not book.record(self.n_iter_, metrics, trainer.finite()):
+                    trainer.unpack()
                     warnings.warn(f"SGDNetClassifier: training diverged at epoch {self.n_iter_} (non-finite loss "
                                   f"or weights); try a smaller learning_rate_init than "
                                   f"{self.learning_rate_init!r}", ConvergenceWarning, stacklevel=3)
                     return
-                self.history_.train_loss.append(loss)
-                self.history_.train_acc.append(float(np.mean(np.argmax(out, axis=1) == yi)))
-                line = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
+                line = f"Iteration {self.n_iter_}, loss = {metrics['train'][0]:.8f}"
                 if val is not None:
-                    out = packed.predict_proba(Xa_val)
-                    val_acc = float(np.mean(np.argmax(out, axis=1) == y_val))
-                    self.history_.val_loss.append(float(cost.value(out, Y_val)))
-                    self.history_.val_acc.append(val_acc)
-                    line += f", validation score = {val_acc:.6f}"
+                    line += f", validation score = {metrics['val'][1]:.6f}"
                 if self.verbose:
                     print(line, flush=True)
                 if val is None:
                     continue
-                if val_acc > best:
-                    best, waited, best_theta = val_acc, 0, theta.copy()
-                else:
-                    waited += 1
-                    if waited >= self._config.patience:
-                        self.history_.stopped_epoch = self.n_iter_
-                        break
+                stop = book.patience_over(self.n_iter_, metrics["val"][1])
+                if book.improved:
+                    best_theta = theta.copy()
+                if stop:
+                    break
         if best_theta is not None:
             # keep the best epoch's weights (as scikit-learn's MLP does), in the same arrays
             theta[...] = best_theta
-            self.best_validation_score_ = float(best)
-        packed.unpack()
+            self.best_validation_score_ = float(book.best)
+        trainer.unpack()
 
     def fit(self, X, y):
         """Train a fresh network for ``max_iter`` epochs (fewer with early stopping).

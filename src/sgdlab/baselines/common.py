@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..config import RunConfig, rng_streams
+from ..config import RunConfig
 from ..data import Dataset
 from ..errors import SgdlabError
 
@@ -145,7 +145,7 @@ class Reference:
     and are compared against.
 
     ``weights``/``biases`` are the initial parameters; ``perms[e]`` is epoch ``e + 1``'s
-    permutation of the training rows (consecutive ``batch_size`` slices are the minibatches,
+    permutation of the training rows (its minibatches: :func:`sgdlab.engine.schedule.batches`,
     the last, smaller one included); ``params[e]`` is the list ``[W0, b0, W1, b1, ...]``
     after epoch ``e + 1``.
     """
@@ -156,18 +156,6 @@ class Reference:
     perms: list[np.ndarray]
     params: list[list[np.ndarray]]
     run: SeedRun
-
-
-def epoch_permutations(seed: int, n: int, epochs: int) -> list[np.ndarray]:
-    """sgdlab's minibatch order for a seed: one permutation of ``range(n)`` per epoch, drawn
-    from the shuffle stream of :func:`sgdlab.config.rng_streams` exactly as the training loop does."""
-    _, shuffle_rng = rng_streams(seed)
-    return [shuffle_rng.permutation(n) for _ in range(epochs)]
-
-
-def batches(perm: np.ndarray, batch_size: int):
-    """Consecutive ``batch_size`` slices of ``perm``, the last smaller one kept."""
-    return [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
 
 
 def trajectory_deviation(params: list[list[np.ndarray]], ref: list[list[np.ndarray]]) -> tuple[float, float]:

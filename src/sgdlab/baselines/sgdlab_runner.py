@@ -8,7 +8,8 @@ from .._version import __version__
 from ..config import rng_streams
 from ..data import Dataset
 from ..engine import build_network, train
-from .common import Reference, SeedRun, Variant, epoch_permutations
+from ..engine.schedule import epoch_permutations
+from .common import Reference, SeedRun, Variant
 
 VARIANTS = [
     Variant("sgdlab", "float64", "float64", "sgdlab", "the reference: sgdlab.train"),

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..data import Dataset
 from ..nn.network import one_hot
-from .common import NotInstalled, Reference, SeedRun, Variant, accuracy, batches
+from ..engine.schedule import batches  # the engines' minibatch schedule
+from .common import NotInstalled, Reference, SeedRun, Variant, accuracy
 
 VARIANTS = [
     Variant("tensorflow", "float32", "float32", "sgdlab", "sgdlab's initial weights and minibatch order"),

@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from ..data import Dataset
-from .common import NotInstalled, Reference, SeedRun, Variant, accuracy, batches
+from ..engine.schedule import batches  # the engines' minibatch schedule
+from .common import NotInstalled, Reference, SeedRun, Variant, accuracy
 
 VARIANTS = [
     Variant("torch", "float64", "float64", "sgdlab", "sgdlab's initial weights and minibatch order"),

@@ -49,7 +49,9 @@ from ..nn.init import init_params
 from ..nn.network import Network, one_hot
 from .kernels import augment, ce_terms, forward_into, loss_sums, output_delta_into, times_derivative
 from .diagnostics import GradNorms, Recorder, ValidationStats, StackedNorms, append_row, conclude
-from .loop import History, TrainResult
+from .history import EpochBook, History
+from .loop import TrainResult
+from .schedule import epoch_order, minibatches, shuffle_stream
 from .blas import blas_threads as _blas_threads
 from .optim import sgd_update
 
@@ -517,7 +519,7 @@ def train_epoch(stack: Stack, prep: _Prepared, streams: dict, norms: GradNorms |
     if norms is not None:
         sq_norms = StackedNorms(stack.grad_first, stack.grad_blocks[1:], stack.K)
     seeds = sorted(streams)
-    perms = {s: streams[s].permutation(n) for s in seeds}
+    perms = {s: epoch_order(streams[s], n) for s in seeds}
     if stack.shared:
         if prep.Xa.nbytes * len(seeds) <= PERMUTED_BYTES:
             Xp = {s: prep.Xa[perms[s]] for s in seeds}
@@ -529,16 +531,16 @@ def train_epoch(stack: Stack, prep: _Prepared, streams: dict, norms: GradNorms |
     if not stack.shared or len(stack.runs) > 1:
         order = np.stack([perms[s] for s in seeds])
         rows = np.searchsorted(seeds, [c.seed for c in stack.configs])
-    for i in range(0, n, bs):
-        buf = stack.buffers_for(min(bs, n - i))
+    for mb in minibatches(n, bs):
+        buf = stack.buffers_for(mb.stop - mb.start)
         if stack.shared and len(stack.runs) == 1:
-            X, Y = [run_X[0][i:i + bs]], Yp[i:i + bs]
+            X, Y = [run_X[0][mb]], Yp[mb]
         else:
-            idx = order[rows, i:i + bs]  # (K, b): each model's rows
+            idx = order[rows, mb]  # (K, b): each model's rows
             Y = buf.Y
             np.take(prep.Y, idx.T, axis=0, out=Y)
             if stack.shared:
-                X = [Xr[i:i + bs] for Xr in run_X]
+                X = [Xr[mb] for Xr in run_X]
             else:
                 X = buf.X
                 np.take(prep.Xa, idx, axis=0, out=X)
@@ -563,10 +565,8 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
     """Train one stack to the end; put each model's :class:`TrainResult` in ``results``
     under its index. ``diagnostics``: record the per-layer diagnostics
     (:mod:`sgdlab.engine.diagnostics`)."""
-    streams = {s: rng_streams(s)[1] for s in sorted({c.seed for c in stack.configs})}
-    hist = {int(i): History() for i in stack.indices}
-    best = {int(i): -1.0 for i in stack.indices}
-    waited = {int(i): 0 for i in stack.indices}
+    streams = {s: shuffle_stream(s) for s in sorted({c.seed for c in stack.configs})}
+    books = {int(i): EpochBook(c.patience if prep.has_val else None) for i, c in zip(stack.indices, stack.configs)}
     epochs = max(c.epochs for c in stack.configs)
     v0, v1 = prep.bounds[1]
     y_val = prep.y_all[v0:v1]
@@ -578,7 +578,7 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
             evaluate(stack, prep, stats, parts=(1,))
             row = recorder.row([stack.layer(l) for l in range(L)], stats, initial=True)
             for j, gi in enumerate(stack.indices.tolist()):
-                append_row(hist[gi].diagnostics, row, j)
+                append_row(books[gi].history.diagnostics, row, j)
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             train_epoch(stack, prep, streams, None if recorder is None else recorder.grads)
@@ -593,28 +593,15 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
             finite = np.isfinite(m[0].loss) & stack.finite()
             keep = np.ones(stack.K, dtype=bool)
             for j, (gi, c) in enumerate(zip(stack.indices.tolist(), stack.configs)):
-                h = hist[gi]
-                if not finite[j]:
-                    h.status, h.diverged_epoch = "diverged", epoch
+                book = books[gi]
+                h = book.history
+                metrics = {part: (mp.loss[j], mp.acc[j]) for part, mp in zip(("train", "val", "test"), m)}
+                if not book.record(epoch, metrics, finite[j], seconds, row, j):
                     keep[j] = False
                 else:
-                    for part, mp in zip(("train", "val", "test"), m):
-                        getattr(h, f"{part}_loss").append(float(mp.loss[j]))
-                        getattr(h, f"{part}_acc").append(float(mp.acc[j]))
-                    h.seconds.append(seconds)
-                    if row is not None:
-                        append_row(h.diagnostics, row, j)
                     if on_epoch:
                         on_epoch(gi, epoch, h)
-                    if c.patience is not None and prep.has_val:
-                        if m[1].acc[j] > best[gi]:
-                            best[gi], waited[gi] = float(m[1].acc[j]), 0
-                        else:
-                            waited[gi] += 1
-                            if waited[gi] >= c.patience:
-                                h.stopped_epoch = epoch
-                                keep[j] = False
-                    if epoch >= c.epochs:
+                    if book.patience_over(epoch, m[1].acc[j]) or epoch >= c.epochs:
                         keep[j] = False
                 if not keep[j]:
                     conclude(h, c, y_val)

@@ -50,7 +50,7 @@ class PackedNetwork:
     ``[A, 1].T @ Delta``. ``grad`` has the same layout.
 
     The packed parameters are a copy: call :meth:`unpack` to write them back into the
-    network's arrays (in place).
+    network's arrays (in place), :meth:`pack` to read them again.
     """
 
     def __init__(self, net: Network):
@@ -76,6 +76,13 @@ class PackedNetwork:
         self._hidden_times = times_derivative(net.activation)
         self._output, self._rule = net.output, net.rule
         self._buffers: dict[int, _Buffers] = {}
+
+    def pack(self) -> None:
+        """Copy the network's weight and bias arrays into the packed parameters (the inverse of
+        :meth:`unpack`)."""
+        for l, block in enumerate(self.blocks):
+            np.copyto(block[:-1], self.net.weights[l])
+            np.copyto(block[-1], self.net.biases[l])
 
     def unpack(self) -> Network:
         """Copy the packed parameters into the network's weight and bias arrays."""
