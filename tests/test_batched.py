@@ -387,11 +387,11 @@ def test_bench_rejects_bad_flags(capsys):
 def test_large_training_sets_gather_minibatches_instead_of_permuted_copies(digits, monkeypatch):
     """Above PERMUTED_BYTES a stack reads each minibatch by its rows instead of copying the
     training set per seed: the same rows, so bit-for-bit the same results."""
-    from sgdlab.engine import batched
+    from sgdlab.engine.batched import step
 
     configs = [RunConfig(hidden=(8,), lr=lr, seed=s, epochs=2) for s in (0, 1) for lr in (0.5, 0.05, 0.01, 1.0)]
     copied = train_many(configs, digits)
-    monkeypatch.setattr(batched, "PERMUTED_BYTES", 0)
+    monkeypatch.setattr(step, "PERMUTED_BYTES", 0)
     gathered = train_many(configs, digits)
     for a, b in zip(copied, gathered):
         ha, hb = a.history.to_dict(), b.history.to_dict()
