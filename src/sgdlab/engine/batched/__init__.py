@@ -15,15 +15,15 @@ units; samples are rows, as in the single engine):
 - the first layer's parameters of all models are one matrix ``(K * fan_out, n_in + 1)``
   (model ``k`` owns the rows ``k * fan_out : (k + 1) * fan_out``; the last column is the
   bias). The models are ordered by cost, then seed; consecutive models with one seed (a
-  *seed run*) share their minibatch, so the first layer's forward pass and its gradient are
-  one wide GEMM per run: ``Z = [X, 1] @ W^T`` and ``G = Delta^T @ [X, 1]``. Each seed's
+  *seed block*) share their minibatch, so the first layer's forward pass and its gradient are
+  one wide GEMM per block: ``Z = [X, 1] @ W^T`` and ``G = Delta^T @ [X, 1]``. Each seed's
   training set is permuted once per epoch and each minibatch is a view of it;
 - the later layers are ``(K, fan_in + 1, fan_out)`` and go through ``np.matmul`` over the
   model axis (one small GEMM per model, inside one numpy call);
 - all parameters live in one flat array ``theta`` (and the gradient in ``grad``), so the
   update is one call: without momentum and L2 the learning rate (per model) and the ``1/b``
   of the minibatch mean are folded into the output delta, and ``theta -= grad``;
-- a stack whose seed runs average fewer than ``MIN_SHARED`` models gathers each model's
+- a stack whose seed blocks average fewer than ``MIN_SHARED`` models gathers each model's
   minibatch into ``(K, b, n_in + 1)`` and runs the first layer per model too.
 
 :func:`plan` cuts each group (:class:`GroupKey`) into stacks of at most ``CACHE_MODELS``

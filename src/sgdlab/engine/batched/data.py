@@ -12,7 +12,7 @@ from ..kernels import augment, ce_terms
 
 
 @dataclass
-class _Prepared:
+class GroupData:
     """A group's data in its dtype: the training inputs with a column of ones ``Xa`` and
     one-hot targets ``Y``; the train, validation and test inputs as one matrix ``X_all``
     (rows ``bounds[i]`` are part ``i``), their labels and one-hot masks ``(rows, 1, n_out)``,
@@ -32,13 +32,13 @@ class _Prepared:
         self.ce_terms = ce_terms(self.Y_mask, self.X_all.dtype)
 
 
-def _prepare(data: Dataset, dtype) -> _Prepared:
+def prepare_group_data(data: Dataset, dtype) -> GroupData:
     d = data.astype(dtype)
     k = d.n_classes
     Xa = augment(d.X_train)
     X_all = augment(np.concatenate([d.X_train, d.X_val, d.X_test]))
     y_all = np.concatenate([d.y_train, d.y_val, d.y_test]).astype(np.int64)
     sizes = np.cumsum([0, len(d.y_train), len(d.y_val), len(d.y_test)])
-    return _Prepared(Xa, one_hot(d.y_train, k, dtype), X_all, y_all,
+    return GroupData(Xa, one_hot(d.y_train, k, dtype), X_all, y_all,
                      one_hot(y_all, k, bool)[:, None, :], list(zip(sizes[:-1], sizes[1:])),
                      len(d.y_train), len(d.y_val) > 0)

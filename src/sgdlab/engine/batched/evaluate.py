@@ -9,8 +9,8 @@ import numpy as np
 
 from ..diagnostics import ValidationStats
 from ..kernels import loss_sums
-from .data import _Prepared
-from .stack import Stack, _T
+from .data import GroupData
+from .stack import Stack, models_first
 
 EVAL_BYTES = 1 << 20  # evaluation handles about this many bytes of activations at a time
 EVAL_ROWS = 360  # ... in chunks of at most this many rows
@@ -24,7 +24,7 @@ class Metrics:
     acc: np.ndarray
 
 
-def evaluate(stack: Stack, prep: "_Prepared", stats: ValidationStats | None = None,
+def evaluate(stack: Stack, prep: "GroupData", stats: ValidationStats | None = None,
              parts: Sequence[int] = (0, 1, 2)) -> list[Metrics]:
     """Loss and accuracy of every model on the train, validation and test sets, as the single
     engine computes them (the forward pass, the cost's mean value, the share of rows whose
@@ -62,13 +62,13 @@ def evaluate(stack: Stack, prep: "_Prepared", stats: ValidationStats | None = No
                 np.matmul(prep.X_all[r0:r1], first, out=zs[0].reshape(r1 - r0, -1))
                 for l in range(1, len(stack.layers)):
                     stack.hidden_into(zs[l - 1], zs[l - 1])
-                    np.matmul(_T(zs[l - 1]), weights[l - 1], out=_T(zs[l]))
+                    np.matmul(models_first(zs[l - 1]), weights[l - 1], out=models_first(zs[l]))
                     zs[l] += biases[l - 1]
                 stack.out_into(zs[-1], a)
                 if stats is not None and i == 1:
                     for l in range(len(stack.layers) - 1):  # zs[l] holds the activations
-                        stats.add(l, _T(zs[l]), k0)
-                    stats.add(len(stack.layers) - 1, _T(a), k0)
+                        stats.add(l, models_first(zs[l]), k0)
+                    stats.add(len(stack.layers) - 1, models_first(a), k0)
                 hits = np.argmax(a, axis=2) == prep.y_all[r0:r1, None]
                 out[i].acc[k0:k1] += np.count_nonzero(hits, axis=0)
                 for j0, j1, cost in segments:

@@ -75,7 +75,7 @@ def plan(configs: Sequence[RunConfig], data: Dataset, max_bytes: int | None = No
     """The stacks :func:`train_many` trains: ``(group key, config indices)`` per stack.
 
     Per group (:class:`GroupKey`) the configs are ordered by cost (one contiguous segment
-    per cost), then seed (runs of models that share a minibatch), then position, and cut
+    per cost), then seed (blocks of models that share a minibatch), then position, and cut
     into equal chunks of at most ``CACHE_MODELS`` models that fit the memory budget
     (``max_bytes``, divided among the threads). When there are fewer stacks than threads,
     the largest are halved. How the models are cut changes their results only by float

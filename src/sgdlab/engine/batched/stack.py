@@ -15,7 +15,7 @@ from ...nn.network import Network
 from ..kernels import forward_into, times_derivative
 from .grouping import GroupKey, n_params
 
-MIN_SHARED = 4  # a stack whose seed runs average fewer models than this gathers each minibatch
+MIN_SHARED = 4  # a stack whose seed blocks average fewer models than this gathers each minibatch
 
 
 @dataclass
@@ -38,24 +38,24 @@ def _segments(costs: Sequence[str]) -> list[Segment]:
     return out
 
 
-def _T(x):
+def models_first(x):
     """``(b, K, u) -> (K, b, u)``: the model axis first (a view)."""
     return x.swapaxes(0, 1)
 
 
-class _Buffers:
+class StepBuffers:
     """Preallocated arrays for ``K`` models and minibatches of ``n`` rows, ``(n, K, units)``;
     hidden activations have a trailing column of ones (``hidden[l]``, ``a[l]`` is the view
     without it). A gathered stack also has the minibatch ``X`` ``(K, n, n_in + 1)``; every
-    stack with more than one seed the targets ``Y`` ``(n, K, n_out)``. The ``*_T`` lists are
-    the same arrays with the model axis first, and ``z0_runs`` / ``d0_runs`` the first
-    layer's columns of each seed run (views made once, to keep a step's Python overhead low).
+    stack with more than one seed the targets ``Y`` ``(n, K, n_out)``. The ``*models_first`` lists are
+    the same arrays with the model axis first, and ``z0_by_seed`` / ``d0_by_seed`` the first
+    layer's columns of each seed block (views made once, to keep a step's Python overhead low).
     """
 
-    def __init__(self, sizes, K, n, dtype, gathered, runs):
+    def __init__(self, sizes, K, n, dtype, gathered, seed_blocks):
         self.n = n
         self.X = np.empty((K, n, sizes[0] + 1), dtype=dtype) if gathered else None
-        self.Y = np.empty((n, K, sizes[-1]), dtype=dtype) if len(runs) > 1 else None
+        self.Y = np.empty((n, K, sizes[-1]), dtype=dtype) if len(seed_blocks) > 1 else None
         self.hidden = []
         for size in sizes[1:-1]:
             h = np.empty((n, K, size + 1), dtype=dtype)
@@ -65,14 +65,14 @@ class _Buffers:
         self.a = [h[..., :-1] for h in self.hidden] + [np.empty((n, K, sizes[-1]), dtype=dtype)]
         self.delta = [np.empty((n, K, s), dtype=dtype) for s in sizes[1:]]
         self.tmp = [np.empty((n, K, s), dtype=dtype) for s in sizes[1:]]
-        self.hidden_T = [_T(h) for h in self.hidden]  # (K, n, units + 1)
-        self.hidden_TT = [h.transpose(1, 2, 0) for h in self.hidden]  # (K, units + 1, n)
-        self.z_T = [_T(z) for z in self.z]
-        self.delta_T = [_T(d) for d in self.delta]
+        self.hidden_models_first = [models_first(h) for h in self.hidden]  # (K, n, units + 1)
+        self.hidden_samples_last = [h.transpose(1, 2, 0) for h in self.hidden]  # (K, units + 1, n)
+        self.z_models_first = [models_first(z) for z in self.z]
+        self.delta_models_first = [models_first(d) for d in self.delta]
         h1 = sizes[1]
         z0, d0 = self.z[0].reshape(n, -1), self.delta[0].reshape(n, -1)
-        self.z0_runs = [z0[:, k0 * h1:k1 * h1] for k0, k1, _ in runs]
-        self.d0_runs = [d0[:, k0 * h1:k1 * h1] for k0, k1, _ in runs]
+        self.z0_by_seed = [z0[:, k0 * h1:k1 * h1] for k0, k1, _ in seed_blocks]
+        self.d0_by_seed = [d0[:, k0 * h1:k1 * h1] for k0, k1, _ in seed_blocks]
 
 
 class Stack:
@@ -82,12 +82,13 @@ class Stack:
     ``(K * fan_out, n_in + 1)`` (a row per unit: its weights, then its bias), ``blocks[l]`` (``l >= 1``) the view ``(K, fan_in + 1, fan_out)``
     of a later layer (its last row is the bias); ``layer(l)`` shows any layer as
     ``(K, fan_in + 1, fan_out)``. ``grad`` has the same layout.
-    The models are ordered by cost, then seed: ``runs`` lists ``(k0, k1, seed)`` for each
-    run of consecutive models that share a seed (and so a minibatch). ``shared``: the runs
+    The models are ordered by cost, then seed: ``seed_blocks`` lists ``(k0, k1, seed)`` for each
+    block of consecutive models that share a seed (and so a minibatch). ``shared``: the blocks
     are long enough (``MIN_SHARED`` models on average) for the first layer to be one GEMM per
-    run; otherwise each model's minibatch is gathered and the first layer is per model too.
-    ``scale(n)`` ``(1, K, 1)`` multiplies the output delta: ``lr / n`` when the update is the
-    plain ``theta -= grad`` (no momentum, no L2 in the stack), ``1 / n`` otherwise.
+    block; otherwise each model's minibatch is gathered and the first layer is per model too.
+    ``scale(n)`` ``(1, K, 1)`` multiplies the output delta: ``lr / n`` when the learning rate
+    is folded into the gradient (``lr_folded``: no momentum, no L2 in the stack, the update is
+    ``theta -= grad``), ``1 / n`` otherwise.
     """
 
     def __init__(self, key: GroupKey, configs: Sequence[RunConfig], indices: Sequence[int]):
@@ -97,7 +98,7 @@ class Stack:
         self.layers = list(zip(self.sizes[:-1], self.sizes[1:]))
         self.configs = list(configs)
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.plain = not any(c.momentum or c.l2 for c in configs)
+        self.lr_folded = not any(c.momentum or c.l2 for c in configs)
         self.hidden_into = forward_into(key.activation)
         self.out_into = forward_into(key.output)
         self.hidden_times = times_derivative(key.activation)
@@ -121,18 +122,18 @@ class Stack:
         self.grad_first, self.grad_blocks = self._views(self.grad)
         self.weights_T = [None] + [b[:, :-1].swapaxes(1, 2) for b in self.blocks[1:]]  # (K, fan_out, fan_in)
         self.segments = _segments([cost_rule(c.cost, c.ce_outside) for c in self.configs])
-        self.runs = []
+        self.seed_blocks = []
         for j, c in enumerate(self.configs):
-            if self.runs and self.runs[-1][2] == c.seed:
-                self.runs[-1][1] = j + 1
+            if self.seed_blocks and self.seed_blocks[-1][2] == c.seed:
+                self.seed_blocks[-1][1] = j + 1
             else:
-                self.runs.append([j, j + 1, c.seed])
-        self.runs = [tuple(r) for r in self.runs]
-        self.shared = len(self.runs) * MIN_SHARED <= K or len(self.runs) == 1
+                self.seed_blocks.append([j, j + 1, c.seed])
+        self.seed_blocks = [tuple(r) for r in self.seed_blocks]
+        self.shared = len(self.seed_blocks) * MIN_SHARED <= K or len(self.seed_blocks) == 1
         h1 = self.layers[0][1]
-        self.first_runs = [self.first[k0 * h1:k1 * h1].T for k0, k1, _ in self.runs]  # (n_in + 1, k * h1)
-        self.grad_first_runs = [self.grad_first[k0 * h1:k1 * h1] for k0, k1, _ in self.runs]  # (k * h1, n_in + 1)
-        self.buffers: dict[int, _Buffers] = {}
+        self.first_by_seed = [self.first[k0 * h1:k1 * h1].T for k0, k1, _ in self.seed_blocks]  # (n_in + 1, k * h1)
+        self.grad_first_by_seed = [self.grad_first[k0 * h1:k1 * h1] for k0, k1, _ in self.seed_blocks]  # (k * h1, n_in + 1)
+        self.buffers: dict[int, StepBuffers] = {}
 
     def _views(self, flat):
         K, (fan_in, fan_out) = self.K, self.layers[0]
@@ -170,9 +171,9 @@ class Stack:
         cs = self.configs
         lr = np.asarray([c.lr for c in cs], dtype=np.float64)
         # the output delta's factor (see scale): lr / n folded in when the update is theta -= grad
-        self._factor = (lr if self.plain else np.ones(self.K)).reshape(1, -1, 1)
+        self._factor = (lr if self.lr_folded else np.ones(self.K)).reshape(1, -1, 1)
         self._scales: dict[int, np.ndarray] = {}
-        if self.plain:
+        if self.lr_folded:
             self.lr = self.momentum = self.decay = self.nesterov = self.scratch = None  # theta -= grad
             return
         # the single engine's optimiser in float64 scalars, here per parameter in the dtype
@@ -212,10 +213,10 @@ class Stack:
         """Per model: are all its parameters finite? Shape ``(K,)``."""
         return np.all([np.isfinite(self.layer(l)).all(axis=(1, 2)) for l in range(len(self.layers))], axis=0)
 
-    def buffers_for(self, n: int) -> _Buffers:
+    def buffers_for(self, n: int) -> StepBuffers:
         buf = self.buffers.get(n)
         if buf is None:
-            buf = self.buffers[n] = _Buffers(self.sizes, self.K, n, self.dtype, not self.shared, self.runs)
+            buf = self.buffers[n] = StepBuffers(self.sizes, self.K, n, self.dtype, not self.shared, self.seed_blocks)
         return buf
 
     def eval_buffers(self, rows: int, k: int) -> tuple[list, np.ndarray, np.ndarray]:

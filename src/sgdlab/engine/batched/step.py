@@ -9,33 +9,33 @@ from ..diagnostics import GradNorms, StackedNorms
 from ..kernels import output_delta_into
 from ..optim import sgd_update
 from ..schedule import epoch_order, minibatches
-from .data import _Prepared
-from .stack import Stack, _Buffers
+from .data import GroupData
+from .stack import Stack, StepBuffers
 
 PERMUTED_BYTES = 256 << 20  # a stack's per-seed permuted copies of the training set stay below this
 
 
-def forward(stack: Stack, X, buf: _Buffers) -> None:
+def forward(stack: Stack, X, buf: StepBuffers) -> None:
     """Forward pass of every model into ``buf`` (eq. 3): ``Z_l = [A_{l-1}, 1] @ [W_l; b_l]``,
     ``A_l = f(Z_l)``. ``X``: for a shared stack, one minibatch ``(b, n_in + 1)`` (with the
-    column of ones) per seed run, and the first layer is one GEMM per run; for a gathered
+    column of ones) per seed block, and the first layer is one GEMM per block; for a gathered
     stack ``(K, b, n_in + 1)``, one minibatch per model."""
     zs, acts, L = buf.z, buf.a, len(stack.layers)
     if stack.shared:
-        for Xr, W, Z in zip(X, stack.first_runs, buf.z0_runs):
+        for Xr, W, Z in zip(X, stack.first_by_seed, buf.z0_by_seed):
             np.matmul(Xr, W, out=Z)
     else:
-        np.matmul(X, stack.layer(0), out=buf.z_T[0])
+        np.matmul(X, stack.layer(0), out=buf.z_models_first[0])
     for l in range(1, L):
         # hidden layers: the activation in place (contiguous, fast), then copied next to the
         # column of ones; zs[l - 1] holds the activations from here on (f' comes from them)
         stack.hidden_into(zs[l - 1], zs[l - 1])
         np.copyto(acts[l - 1], zs[l - 1])
-        np.matmul(buf.hidden_T[l - 1], stack.blocks[l], out=buf.z_T[l])
+        np.matmul(buf.hidden_models_first[l - 1], stack.blocks[l], out=buf.z_models_first[l])
     stack.out_into(zs[-1], acts[-1])
 
 
-def gradient(stack: Stack, X, Y, buf: _Buffers) -> np.ndarray:
+def gradient(stack: Stack, X, Y, buf: StepBuffers) -> np.ndarray:
     """Gradients of every model into ``stack.grad``, times ``stack.scale(b)`` (eq. 3, 5-9):
     ``grad [W_l; b_l] = [A_{l-1}, 1]^T @ Delta_l``, ``Delta_{l-1} = (Delta_l @ W_l^T) * f'(Z_{l-1})``.
 
@@ -47,15 +47,15 @@ def gradient(stack: Stack, X, Y, buf: _Buffers) -> np.ndarray:
     output_delta(stack, zs[-1], buf.a[-1], Y, deltas[-1], buf.tmp[-1])
     deltas[-1] *= stack.scale(buf.n)
     for l in range(L - 1, 0, -1):
-        np.matmul(buf.hidden_TT[l - 1], buf.delta_T[l], out=stack.grad_blocks[l])
-        np.matmul(buf.delta_T[l], stack.weights_T[l], out=buf.delta_T[l - 1])
+        np.matmul(buf.hidden_samples_last[l - 1], buf.delta_models_first[l], out=stack.grad_blocks[l])
+        np.matmul(buf.delta_models_first[l], stack.weights_T[l], out=buf.delta_models_first[l - 1])
         if stack.hidden_times is not None:  # zs[l - 1] holds the activations
             stack.hidden_times(deltas[l - 1], zs[l - 1], zs[l - 1], buf.tmp[l - 1])
     if stack.shared:
-        for Xr, D, G in zip(X, buf.d0_runs, stack.grad_first_runs):
+        for Xr, D, G in zip(X, buf.d0_by_seed, stack.grad_first_by_seed):
             np.matmul(D.T, Xr, out=G)  # G^T = Delta^T [X, 1]: faster than [X, 1]^T Delta in OpenBLAS
     else:
-        np.matmul(X.swapaxes(1, 2), buf.delta_T[0], out=stack.layer(0, stack.grad))
+        np.matmul(X.swapaxes(1, 2), buf.delta_models_first[0], out=stack.layer(0, stack.grad))
     return stack.grad
 
 
@@ -84,11 +84,11 @@ def sgd_step(stack: Stack) -> None:
                                 velocity=stack.velocity)
 
 
-def train_epoch(stack: Stack, prep: _Prepared, streams: dict, norms: GradNorms | None = None) -> None:
+def train_epoch(stack: Stack, prep: GroupData, streams: dict, norms: GradNorms | None = None) -> None:
     """One epoch of minibatch SGD for every model: each seed's stream draws one permutation,
     as in the single engine. A shared stack permutes the training set once per seed and
     reads each minibatch as a view of it, unless those copies would take more than
-    ``PERMUTED_BYTES`` (a large dataset, many seeds): then it gathers each run's minibatch
+    ``PERMUTED_BYTES`` (a large dataset, many seeds): then it gathers each block's minibatch
     (the same rows, so the same numbers). ``norms``: each minibatch's gradient norms are
     recorded there (the diagnostics)."""
     n, bs = prep.n, stack.key.batch_size
@@ -100,23 +100,23 @@ def train_epoch(stack: Stack, prep: _Prepared, streams: dict, norms: GradNorms |
         if prep.Xa.nbytes * len(seeds) <= PERMUTED_BYTES:
             Xp = {s: prep.Xa[perms[s]] for s in seeds}
         else:
-            Xp = {s: _Gathered(prep.Xa, perms[s]) for s in seeds}
-        run_X = [Xp[seed] for _, _, seed in stack.runs]
-        if len(stack.runs) == 1:
+            Xp = {s: PermutedRows(prep.Xa, perms[s]) for s in seeds}
+        seed_X = [Xp[seed] for _, _, seed in stack.seed_blocks]
+        if len(stack.seed_blocks) == 1:
             Yp = prep.Y[perms[seeds[0]]][:, None, :]
-    if not stack.shared or len(stack.runs) > 1:
+    if not stack.shared or len(stack.seed_blocks) > 1:
         order = np.stack([perms[s] for s in seeds])
         rows = np.searchsorted(seeds, [c.seed for c in stack.configs])
     for mb in minibatches(n, bs):
         buf = stack.buffers_for(mb.stop - mb.start)
-        if stack.shared and len(stack.runs) == 1:
-            X, Y = [run_X[0][mb]], Yp[mb]
+        if stack.shared and len(stack.seed_blocks) == 1:
+            X, Y = [seed_X[0][mb]], Yp[mb]
         else:
             idx = order[rows, mb]  # (K, b): each model's rows
             Y = buf.Y
             np.take(prep.Y, idx.T, axis=0, out=Y)
             if stack.shared:
-                X = [Xr[mb] for Xr in run_X]
+                X = [Xr[mb] for Xr in seed_X]
             else:
                 X = buf.X
                 np.take(prep.Xa, idx, axis=0, out=X)
@@ -126,7 +126,7 @@ def train_epoch(stack: Stack, prep: _Prepared, streams: dict, norms: GradNorms |
         sgd_step(stack)
 
 
-class _Gathered:
+class PermutedRows:
     """``X[perm]`` read by row slices without the copy: ``g[i:j]`` is ``X[perm[i:j]]``."""
 
     def __init__(self, X, perm):

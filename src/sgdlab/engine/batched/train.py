@@ -17,7 +17,7 @@ from ..diagnostics import Recorder, append_row, conclude
 from ..history import EpochBook, History
 from ..loop import TrainResult
 from ..schedule import shuffle_stream
-from .data import _Prepared, _prepare
+from .data import GroupData, prepare_group_data
 from .evaluate import evaluate
 from .grouping import plan
 from .stack import Stack
@@ -26,7 +26,7 @@ from .step import train_epoch
 OnEpoch = Callable[[int, int, History], None]
 
 
-def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch | None = None,
+def train_stack(stack: Stack, prep: GroupData, results: dict, on_epoch: OnEpoch | None = None,
                 diagnostics: bool = True) -> None:
     """Train one stack to the end; put each model's :class:`TrainResult` in ``results``
     under its index. ``diagnostics``: record the per-layer diagnostics
@@ -53,7 +53,7 @@ def train_stack(stack: Stack, prep: _Prepared, results: dict, on_epoch: OnEpoch 
             m = evaluate(stack, prep, stats)
             row = None
             if recorder is not None:
-                # a plain stack's gradients carry the learning rate (see Stack.scale)
+                # an lr_folded stack's gradients carry the learning rate (see Stack.scale)
                 row = recorder.row([stack.layer(l) for l in range(L)], stats,
                                    grad_scale=1.0 / stack._factor.ravel())
             finite = np.isfinite(m[0].loss) & stack.finite()
@@ -127,12 +127,12 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise SgdlabError(f"{name}: expected a positive integer, got {value!r}")
     results: dict[int, TrainResult] = {}
-    prepared: dict[str, _Prepared] = {}
+    prepared: dict[str, GroupData] = {}
     workers = max(threads, processes)
     stacks = plan(configs, data, max_bytes, workers)
     for key, _ in stacks:
         if key.dtype not in prepared:
-            prepared[key.dtype] = _prepare(data, np.dtype(key.dtype))
+            prepared[key.dtype] = prepare_group_data(data, np.dtype(key.dtype))
     # the largest stacks first, so that the workers finish together
     stacks.sort(key=lambda item: -len(item[1]))
     jobs = [(key, [configs[i] for i in members], members) for key, members in stacks]
