@@ -152,3 +152,21 @@ def test_an_old_store_without_the_table_reads_as_not_measured(tmp_path, single):
     with Store(out) as st:
         assert st.sensitivity() == {}
         assert len(st.records()) == 16
+
+
+def test_report_lists_every_run_key_that_rerun_takes(capsys, tmp_path, single):
+    """The report's tables/runs.csv names every run by the key `sgdlab rerun` takes."""
+    import csv
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(single, out)
+    assert __import__("sgdlab.cli").cli.main(["report", str(out)]) == 0
+    capsys.readouterr()
+    with open(out / "tables" / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    with Store(out) as st:
+        keys = {r.key for r in st.records()}
+    assert {r["key"] for r in rows} == keys
+    code, text, err = cli(capsys, "rerun", str(out), rows[0]["key"])
+    assert code == 0 and "identical:" in text, err

@@ -213,6 +213,23 @@ def grid_table(summaries: Sequence[CellSummary], selections: Sequence[Selection]
                      Table(list(GRID_COLUMNS), csv_rows))
 
 
+def runs_table(records) -> TableFile:
+    """One row per stored run with its key, the name ``sgdlab rerun DIR KEY`` takes (a unique
+    prefix is enough)."""
+    header = ["key", "mode", "cost", "ce_outside", "activation", "output", "init", "lr", "seed", "status",
+              "val_acc", "test_acc", "engine"]
+    rows = []
+    for r in sorted(records, key=lambda r: r.key):
+        c = r.config
+        rows.append([r.key, r.mode, c.cost, c.ce_outside, c.activation, c.output_activation, c.init, lr_text(c.lr),
+                     str(c.seed), r.status, num(r.final.get("val_acc")), num(r.final.get("test_acc")),
+                     r.engine or ""])
+    return TableFile("runs", "Every stored run, with the key `sgdlab rerun DIR KEY` takes",
+                     Table(header, rows, note="Final-epoch accuracies as fractions; a unique prefix of a key "
+                           "is enough for `sgdlab rerun`."),
+                     Table(header, rows))
+
+
 def sel_mark(row: dict, sel: Selection | None) -> str:
     if sel is not None and sel.all_at_chance:
         return "chance"

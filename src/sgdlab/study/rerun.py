@@ -68,8 +68,8 @@ def find_run(records: list[RunRecord], run: str) -> RunRecord:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise SgdlabError(f"no run {run!r} in this study; give a run key (mode:hash: the report's "
-                          f"rounding-sensitivity table, or sgdlab.open_study(DIR).rows()) or a unique prefix of it, e.g. {records[0].key[:12]!r}"
+        raise SgdlabError(f"no run {run!r} in this study; give a run key (mode:hash, listed in the report's "
+                          f"tables/runs.csv) or a unique prefix of it, e.g. {records[0].key[:16]!r}"
                           if records else f"no run {run!r}: the study holds no runs")
     shown = ", ".join(r.key for r in found[:3]) + (", ..." if len(found) > 3 else "")
     raise SgdlabError(f"run {run!r} is ambiguous: {len(found)} runs start with it ({shown}); give more characters")

@@ -153,9 +153,11 @@ def frameworks(ctx) -> list:
 
 def grid(ctx) -> list:
     grid_file = ctx.table(T.grid_table(ctx.summaries, ctx.selections, ctx.diverged))
+    ctx.table(T.runs_table(ctx.records))
     md = grid_file.md
     return [Heading("Full grid"),
-            Paragraph("Every cell at every learning rate (also in tables/grid.csv, with accuracies as fractions)."),
+            Paragraph("Every cell at every learning rate (also in tables/grid.csv, with accuracies as fractions). "
+                      "Every run, with the key `sgdlab rerun` takes to retrain it, is in tables/runs.csv."),
             Table(md.header, md.rows, md.caption, md.note, sortable=True)]
 
 
