@@ -34,6 +34,8 @@ def _blas() -> str:
         from threadpoolctl import threadpool_info
 
         libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        # numpy's own BLAS (scipy and others may load another copy first, in any order)
+        libs.sort(key=lambda i: "numpy" not in str(i.get("filepath", "")))
         if libs:
             b = libs[0]
             arch = f", {b['architecture']} kernels" if b.get("architecture") else ""
