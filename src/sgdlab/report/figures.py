@@ -28,8 +28,8 @@ ACT_COLORS = {"sigmoid": "#1f77b4", "tanh": "#ff7f0e", "relu": "#2ca02c", "leaky
               "softmax": "#8c564b", "identity": "#7f7f7f"}
 
 
-def _new(width: float, height: float, ncols: int = 1, nrows: int = 1):
-    fig = MplFigure(figsize=(width, height), layout="constrained")
+def _new(width: float, height: float, ncols: int = 1, nrows: int = 1, layout: str | None = "constrained"):
+    fig = MplFigure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes

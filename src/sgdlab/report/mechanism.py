@@ -262,7 +262,11 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
             rows.append((s, sorted(rs, key=lambda r: r.config.seed)))
     if not rows or not any(_has(r) for _, rs in rows for r in rs):
         return None
-    fig, axes = _new(13.0, 1.55 * len(rows) + 0.6, ncols=4, nrows=len(rows))
+    height = 1.55 * len(rows) + 0.6
+    # a fixed layout: the constrained one costs seconds on a grid of a hundred axes
+    fig, axes = _new(13.0, height, ncols=4, nrows=len(rows), layout=None)
+    fig.subplots_adjust(left=0.19, right=0.99, bottom=0.5 / height, top=1 - 0.3 / height, wspace=0.22,
+                        hspace=0.4)
     epochs = max(r.config.epochs for _, rs in rows for r in rs)
     titles = ("loss (train —, val --)", "accuracy (train —, val --)", "‖grad W‖ per layer (mean per epoch)",
               "saturated / dead share per layer")
