@@ -106,3 +106,20 @@ def test_sensitivity_section_marks_the_measured_cells(records):
     conv = conventions_section(records, sensitive={s.cell: rows[rep[s.cell.init + s.cell.ce_outside].key]
                                                    for s in sels if s.cell.ce_outside == "clip"})
     assert conv.count("| yes |") >= 1 and conv.count("not measured") == 4
+
+
+def test_findings_name_the_convention_and_compare_like_with_like(records):
+    """The findings' sentences say which convention a non-clip cell ran under, and the output
+    layer comparison pairs a paper-mode cell only with the sigmoid-output cell of its convention."""
+    from sgdlab.report import narrative
+
+    sels = select_records(records)
+    words = {s.cell.ce_outside: narrative._cell_words(s) for s in sels if s.cell.init == "xavier"}
+    assert words["clip"] == "tanh + ce, xavier init"
+    assert words["nielsen"] == "tanh + ce (nielsen convention), xavier init"
+    sig = [_record(0.95, "xavier", "clip", 0.001, s) for s in (0, 1)]
+    sig = [RunRecord(r.key, r.mode, RunConfig(**{**r.config.to_dict(), "output": "sigmoid"}), r.status, r.final,
+                     r.history, engine="batched") for r in sig]
+    text = " ".join(narrative.output_layer(None, select_records(records + sig)))
+    assert "1 of the 2 paper-mode combinations" not in text  # only the clip xavier cell has a partner
+    assert "of the 1 paper-mode combination" in text or "None of the 1 paper-mode" in text, text

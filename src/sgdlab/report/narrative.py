@@ -21,11 +21,16 @@ FAIL = 0.5
 WORKS = 0.9
 
 
+def _cost_words(c) -> str:
+    """The cost, with its cross-entropy convention when it is not the default ``clip``."""
+    return c.cost if c.ce_outside == "clip" else f"{c.cost} ({c.ce_outside} convention)"
+
+
 def _cell_words(sel: Selection) -> str:
     c = sel.cell
     out = "" if c.output == c.activation else f" with a {c.output} output"
     extra = (f", momentum {c.momentum:g}" if c.momentum else "") + (f", l2 {c.l2:g}" if c.l2 else "")
-    return f"{c.activation} + {c.cost}{out}, {c.init} init{extra}"
+    return f"{c.activation} + {_cost_words(c)}{out}, {c.init} init{extra}"
 
 
 def _val(sel: Selection) -> str:
@@ -136,7 +141,7 @@ def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Select
             continue
         match = [s for s in selections if s.cell.output == "sigmoid" and s.cell.activation == c.activation
                  and s.cell.cost == c.cost and s.cell.init == c.init and s.cell.momentum == c.momentum
-                 and s.cell.l2 == c.l2]
+                 and s.cell.l2 == c.l2 and s.cell.ce_outside == c.ce_outside]
         if match:
             pairs.append((p, match[0]))
     if not pairs:
@@ -174,7 +179,7 @@ def softmax_vs_sigmoid(selections: Sequence[Selection]) -> list[str]:
             continue
         match = [t for t in selections if t.cell.cost == "ce" and t.cell.output == "sigmoid"
                  and t.cell.activation == c.activation and t.cell.init == c.init and t.cell.mode == c.mode
-                 and t.cell.momentum == c.momentum and t.cell.l2 == c.l2]
+                 and t.cell.momentum == c.momentum and t.cell.l2 == c.l2 and t.cell.ce_outside == c.ce_outside]
         if match:
             rows.append((s, match[0]))
     if not rows:
@@ -198,7 +203,7 @@ def init_effect(selections: Sequence[Selection]) -> list[str]:
                 continue
             g = [s for s in selections if s.cell.mode == mode and s.cell.init == "gaussian"
                  and s.cell.cost == c.cost and s.cell.activation == c.activation and s.cell.output == c.output
-                 and s.cell.momentum == c.momentum and s.cell.l2 == c.l2]
+                 and s.cell.momentum == c.momentum and s.cell.l2 == c.l2 and s.cell.ce_outside == c.ce_outside]
             if g:
                 pairs.append((x, g[0]))
         if not pairs:
@@ -211,7 +216,7 @@ def init_effect(selections: Sequence[Selection]) -> list[str]:
         out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier clearly better in {xw}, "
                    f"Gaussian clearly better in {gw}, indistinguishable in {len(pairs) - xw - gw}; mean difference "
                    f"{100 * sum(diffs) / len(diffs):+.2f} points (Xavier − Gaussian), largest for "
-                   f"{big[0].cell.activation} + {big[0].cell.cost}"
+                   f"{big[0].cell.activation} + {_cost_words(big[0].cell)}"
                    + ("" if big[0].cell.output == big[0].cell.activation else f" ({big[0].cell.output} output)")
                    + f": {_val(big[0])} vs {_val(big[1])}.")
     return out
