@@ -234,10 +234,17 @@ def divergence(summaries: Sequence[CellSummary], selections: Sequence[Selection]
         runs_lr[s.lr] += s.n_runs
     per = ", ".join(f"lr {lr_text(lr)}: {by_lr[lr]}/{runs_lr[lr]}" for lr in sorted(by_lr, reverse=True)
                     if by_lr[lr])
-    at_sel = [sel for sel in selections if sel.best.n_diverged]
+    # a cell at chance at every lr has no selected lr (see flags): its divergences are counted
+    # apart, not as "at the selected lr"
+    at_sel = [sel for sel in selections if sel.best.n_diverged and not sel.all_at_chance]
+    everywhere = [sel for sel in selections if sel.all_at_chance and all(c.n_diverged == c.n_runs
+                                                                          for c in sel.candidates)]
     s = f"{div} of {total} runs diverged ({per})."
     if at_sel:
         s += (f" In {len(at_sel)} cell{'s' * (len(at_sel) != 1)} runs diverged even at the selected lr: "
               + "; ".join(f"{_cell_words(sel)} ({sel.best.n_diverged}/{sel.best.n_runs} at lr {lr_text(sel.lr)})"
                           for sel in at_sel) + ".")
+    if everywhere:
+        s += (f" In {len(everywhere)} cell{'s' * (len(everywhere) != 1)} every run diverged at every lr: "
+              + "; ".join(_cell_words(sel) for sel in everywhere) + ".")
     return [s]
