@@ -15,6 +15,7 @@ from sgdlab.engine import train
 from sgdlab.engine.batched import (bytes_per_model, chunk_size, n_params, plan, train_many)
 from sgdlab.nn.costs import get_cost
 from sgdlab.engine.kernels import ce_times_into, forward_into, loss_sums, times_derivative
+from sgdlab.study.sensitivity import perturbed  # inputs moved by one rounding step
 
 PARTS = ("train", "val", "test")
 
@@ -64,12 +65,6 @@ MIXED = (
     + [cfg(activation="tanh", output="identity", cost="mse", init="gaussian", lr=lr, seed=s)
        for lr, s in ((1.0, 0), (0.01, 0), (0.001, 1))]
 )
-
-
-def perturbed(data):
-    """``data`` with every training input one rounding step (2^-52 relative) larger."""
-    d = data
-    return type(d)(d.name, d.X_train * (1 + 2.0**-52), d.y_train, d.X_val, d.y_val, d.X_test, d.y_test, d.classes)
 
 
 def max_rel_diff(ra, rb) -> float:

@@ -22,6 +22,7 @@ from sgdlab.engine.packed import PackedNetwork
 from sgdlab.nn.network import Network, one_hot
 from sgdlab.engine import build_network
 from sgdlab.engine.batched import train_many
+from sgdlab.study.sensitivity import perturbed
 
 OUTPUTS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity", "softmax")
 PAIRINGS = [(h, o, c) for h in HIDDEN_ACTIVATIONS for o in OUTPUTS for c in ("mse", "ce")] + \
@@ -171,11 +172,6 @@ def test_none_convention_diverges_on_outputs_outside_0_1(digits):
     assert r.history.status == "diverged"
 
 
-def _perturbed(d):
-    """``d`` with every training input one rounding step (2^-52 relative) larger."""
-    return type(d)(d.name, d.X_train * (1 + 2.0**-52), d.y_train, d.X_val, d.y_val, d.X_test, d.y_test, d.classes)
-
-
 def _max_diff(ra, rb):
     return max(float(np.max(np.abs(a - b))) for a, b in zip(ra.network.params, rb.network.params))
 
@@ -189,7 +185,7 @@ def test_engines_agree_under_each_convention(ce_outside, digits):
     configs = [RunConfig(activation=a, cost="ce", ce_outside=ce_outside, init=i, lr=1e-3, epochs=2, seed=s)
                for a in ("tanh", "relu") for i in ("xavier", "gaussian") for s in (0, 1)]
     batched = train_many(configs, digits)
-    moved = train_many(configs, _perturbed(digits))
+    moved = train_many(configs, perturbed(digits))
     held = 0
     for c, rb, rm in zip(configs, batched, moved):
         rs = train(c, digits)
