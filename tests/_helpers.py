@@ -13,3 +13,15 @@ def comparable(records):
         hist = {k: v for k, v in r.history.to_dict().items() if k != "seconds"}
         out[r.key] = (r.mode, r.config, r.status, json.dumps(final), json.dumps(hist), r.test_predictions, r.error)
     return out
+
+
+def stored_group_sizes(db):
+    """Runs stored per schedule group in the SQLite store ``db``, after checking its integrity."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return [n for (n,) in con.execute("SELECT COUNT(*) FROM runs GROUP BY group_id")]
+    finally:
+        con.close()

@@ -28,7 +28,7 @@ import pytest
 
 from sgdlab.cli import main
 from sgdlab.study import Store
-from _helpers import comparable
+from _helpers import comparable, stored_group_sizes
 
 SEED = int(os.environ.get("SGDLAB_FAULT_SEED", "15"))
 # 2 lrs x 6 seeds = 12 runs in 6 groups of 2
@@ -118,12 +118,7 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_study(refe
         proc.communicate(timeout=60)
         db = out / "results.sqlite"
         if db.exists():  # either no store or a valid one, holding whole groups only
-            con = sqlite3.connect(db)
-            try:
-                assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-                sizes = [n for (n,) in con.execute("SELECT COUNT(*) FROM runs GROUP BY group_id")]
-            finally:
-                con.close()
+            sizes = stored_group_sizes(db)
             assert all(n == 2 for n in sizes), sizes
     assert study(spec, out, "--resume") == 0
     assert rows(out) == expected

@@ -14,7 +14,7 @@ import pytest
 
 from sgdlab.cli import main
 from sgdlab.study import Store
-from _helpers import comparable
+from _helpers import comparable, stored_group_sizes
 
 # 2 lrs x 10 seeds = 20 runs in 10 groups of 2 (a group is one seed)
 SPEC = """\
@@ -79,12 +79,7 @@ def reference(tmp_path_factory):
 
 
 def check_whole_groups(db):
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        sizes = [n for (n,) in con.execute("SELECT COUNT(*) FROM runs GROUP BY group_id")]
-    finally:
-        con.close()
+    sizes = stored_group_sizes(db)
     assert sizes and all(n == TOTAL // GROUPS for n in sizes), sizes  # never half a group
     return sum(sizes)
 
