@@ -157,8 +157,9 @@ def output_delta_into(output: str, rule: str, z, a, Y, out, tmp) -> None:
     times = TIMES_DERIVATIVE.get(output)
     if uses_shortcut(output, rule):
         np.subtract(a, Y, out=out)
-        if rule in ("ce", "cce"):
-            out *= shortcut_mask(rule, a, Y)
+        mask = shortcut_mask(rule, a, Y)  # which rules clip is said once, in nn/costs.py
+        if mask is not None:
+            out *= mask
     elif rule == "mse" and times is not None:
         np.subtract(a, Y, out=out)
         times(out, z, a, tmp)

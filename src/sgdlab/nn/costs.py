@@ -168,9 +168,8 @@ def output_delta(output: str, rule: str, activation, z, a, y):
     ``ce:nielsen``, the chain rule ``f'(z) * dC/da`` otherwise. ``activation`` is the output
     layer's :class:`~sgdlab.nn.activations.Activation`."""
     if uses_shortcut(output, rule):
-        delta = a - y
-        mask = None if rule == "ce:nielsen" else shortcut_mask(rule, a, y)
-        return delta if mask is None else delta * mask
+        mask = shortcut_mask(rule, a, y)  # None under ce:nielsen and for mse
+        return a - y if mask is None else (a - y) * mask
     return activation.backward(z, a, RULES[rule].grad(a, y))
 
 
