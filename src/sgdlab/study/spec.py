@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..choices import CHOICES, pairing_problem
-from ..config import ConfigError, check_field
+from ..config import KEY_DEFAULTS, ConfigError, check_field
 from ..data import BUNDLED
 from ..data.datasets import is_idx_path
 from ..errors import SgdlabError
@@ -97,10 +97,10 @@ class GridBlock:
     lr: tuple[float, ...]
 
     def to_dict(self) -> dict:
-        # ce_outside at its default is left out, so specs written before it existed keep
-        # their digest (and their stores stay resumable)
+        # an axis added after the first stores is left out at its default (config.KEY_DEFAULTS),
+        # so specs written before it existed keep their digest (and their stores stay resumable)
         return {"mode": self.mode, **{a: list(getattr(self, a)) for a in AXES
-                                      if not (a == "ce_outside" and self.ce_outside == ("clip",))}}
+                                      if not (a in KEY_DEFAULTS and getattr(self, a) == (KEY_DEFAULTS[a],))}}
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,8 @@ class StudySpec:
             "hidden": list(self.hidden), "epochs": self.epochs, "batch_size": self.batch_size,
             "dtype": self.dtype, "seeds": list(self.seeds), "patience": self.patience,
             "modes": self.modes, "grid": [b.to_dict() for b in self.grid],
-            # scale at its default is left out, so specs written before it keep their digest
-            **({} if self.scale == "auto" else {"scale": self.scale}),
+            # likewise a setting added after the first stores (config.KEY_DEFAULTS)
+            **({} if self.scale == KEY_DEFAULTS["scale"] else {"scale": self.scale}),
         }
 
     def digest(self) -> str:
