@@ -55,7 +55,10 @@ def _away_from_kinks(net, X, margin=1e-3):
 
 
 @pytest.mark.parametrize("hidden_act,output,cost", COMBOS, ids=["-".join(c) for c in COMBOS])
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+# derandomize: the same examples on every machine and run (random draws near a saturated ce
+# output occasionally put the finite differences, not backprop, past 1e-6; see tests/test_clipped_gradients.py
+# for those points, checked against autograd)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.filter_too_much], derandomize=True)
 @given(shape=net_shapes)
 def test_backprop_matches_finite_differences(hidden_act, output, cost, shape):
     net, X, Y = _random_problem(hidden_act, output, cost, shape)
