@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import fields
 
 from ..choices import BIAS_INITS, CE_OUTSIDE, COSTS, DTYPES, HIDDEN_ACTIVATIONS, INITS, OUTPUTS
 from ..config import RunConfig
@@ -15,56 +16,35 @@ from ..data.scale import check_scale
 from ..errors import SgdlabError
 
 
-def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def argtype(convert, ok, expected):
+    """An argparse ``type``: ``convert(text)`` if ``ok`` holds for it, else "expected ..., got ..."."""
+
+    def check(text):
+        try:
+            v = convert(text)
+        except ValueError:
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return v
+
+    return check
 
 
-def nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
-
-
-def nonneg_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
+positive_int = argtype(int, lambda v: v > 0, "a positive integer")
+nonneg_int = argtype(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = argtype(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+nonneg_float = argtype(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 
 
 def layer_list(text):
     """'32,16' -> (32, 16); '' or 'none' -> () (no hidden layer)."""
     if text.strip().lower() in ("", "none"):
         return ()
-    parts = [p.strip() for p in text.split(",")]
     try:
-        sizes = tuple(int(p) for p in parts)
+        sizes = tuple(int(p) for p in text.split(","))  # int() ignores the spaces around a number
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hidden layer sizes must be positive integers separated by commas (e.g. 32,16), got {text!r}") from None
+        sizes = (0,)
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(
             f"hidden layer sizes must be positive integers separated by commas (e.g. 32,16), got {text!r}")
@@ -137,15 +117,10 @@ def add_training_args(p):
 
 
 def config_from_args(args) -> RunConfig:
-    return RunConfig(hidden=args.layers, activation=args.activation, output=args.output, cost=args.cost,
-                     ce_outside=getattr(args, "ce_outside", "clip"),
-                     init=args.init, bias_init=args.bias_init, lr=getattr(args, "lr", 1.0),
-                     batch_size=getattr(args, "batch_size", 10), epochs=getattr(args, "epochs", 30),
-                     seed=args.seed, momentum=getattr(args, "momentum", 0.0),
-                     nesterov=getattr(args, "nesterov", False), l2=getattr(args, "l2", 0.0),
-                     patience=getattr(args, "patience", None), dtype=args.dtype, dataset=args.dataset,
-                     label=args.label, split=args.split, split_seed=args.split_seed,
-                     scale=getattr(args, "scale", "auto"))
+    """The RunConfig of the flags a command has (``--layers`` is ``hidden``); RunConfig's defaults
+    for the others."""
+    flags = {f.name: "layers" if f.name == "hidden" else f.name for f in fields(RunConfig)}
+    return RunConfig(**{name: getattr(args, flag) for name, flag in flags.items() if hasattr(args, flag)})
 
 
 def print_json(obj) -> None:
@@ -164,6 +139,12 @@ def print_json(obj) -> None:
 
     json.dump(clean(obj), sys.stdout, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def print_rendered(done) -> None:
+    """What a report rendering wrote (a :class:`sgdlab.report.Rendered`): its Answers, then where."""
+    print(done.answers_text())
+    print(f"report: {done.html}")
 
 
 def is_tty(stream=None) -> bool:

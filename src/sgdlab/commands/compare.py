@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from ..errors import SgdlabError
 from .common import add_data_args, positive_int
 
 
@@ -34,43 +36,27 @@ def run(args) -> int:
     from ..baselines.common import parse_frameworks, parse_models
     from ..baselines.compare import run_compare, table_markdown, write_compare
     from ..data import load_dataset
+    from ..study.runner import STORE_NAME
 
     frameworks = parse_frameworks(args.frameworks)  # bad names fail before any data is loaded
     models = parse_models(args.models)
     data = load_dataset(args.dataset, args.split, args.split_seed, args.label, args.scale)
-    _writable(args.out)  # fail before minutes of training, not after
+    folder = Path(args.out) / "compare"
+    try:  # fail before minutes of training, not after
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SgdlabError(f"--out: cannot create {folder}: {e.strerror or e}") from None
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     results = run_compare(data, model_names=models, frameworks=frameworks, seeds=range(args.seeds),
                           epochs=args.epochs, progress=progress, dataset_name=args.dataset, split=args.split,
                           split_seed=args.split_seed, sklearn_defaults=not args.no_sklearn_defaults)
     paths = write_compare(results, args.out)
-    for name, mc in results.items():
+    for mc in results.values():
         print(f"\n{mc.model.title}\n")
         print(table_markdown(mc.rows()))
     print("\nwrote " + ", ".join(str(p) for p in paths))
-    _rerender_study_report(args.out)
-    return 0
-
-
-def _rerender_study_report(out) -> None:
-    """When OUT is a study directory, render its report again so it shows the new tables."""
-    from pathlib import Path
-
-    from ..study.runner import STORE_NAME
-
-    if (Path(out) / STORE_NAME).is_file():
+    if (Path(args.out) / STORE_NAME).is_file():  # a study directory: its report shows the new tables
         from ..workflow import render_report
 
-        print(f"report: {render_report(out).html} (now with the frameworks section)")
-
-
-def _writable(out):
-    from pathlib import Path
-
-    from ..errors import SgdlabError
-
-    folder = Path(out) / "compare"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SgdlabError(f"--out: cannot create {folder}: {e.strerror or e}") from None
+        print(f"report: {render_report(args.out).html} (now with the frameworks section)")
+    return 0

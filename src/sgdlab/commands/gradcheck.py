@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from .common import add_data_args, add_network_args, config_from_args, positive_float, positive_int
+
 
 def register(sub):
-    from .common import add_data_args, add_network_args, positive_float, positive_int
-
     p = sub.add_parser("gradcheck", help="check backprop against finite differences",
                        description="Compare backprop's gradients with central differences in float64, "
                                    "on a minibatch of the dataset, at the initial weights.")
@@ -23,7 +23,6 @@ def run(args) -> int:
     from ..nn.gradcheck import gradcheck
     from ..nn.network import one_hot
     from ..engine import build_network
-    from .common import config_from_args
 
     args.dtype = "float64"
     config = config_from_args(args)

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from .common import positive_int
+from .common import argtype, positive_int
 
-
-def port_number(text):
-    import argparse
-
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535 (0: any free port), got {text!r}")
-    return v
+port_number = argtype(int, lambda v: 0 <= v <= 65535, "a port number 0-65535 (0: any free port)")
 
 
 def register(sub):

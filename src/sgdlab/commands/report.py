@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .common import print_rendered
+
 
 def register(sub):
     p = sub.add_parser("report", help="re-render a study's tables, figures and report (no training)",
@@ -15,12 +19,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    import sys
-    from pathlib import Path
-
     from ..report import build
 
-    done = build(Path(args.dir), diverged=args.diverged)
-    print(done.answers_text(), file=sys.stdout)
-    print(f"report: {done.html}", file=sys.stdout)
+    print_rendered(build(Path(args.dir), diverged=args.diverged))
     return 0

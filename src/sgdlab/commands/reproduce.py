@@ -31,11 +31,7 @@ def register(sub):
 def run(args) -> int:
     from ..study.spec import load_spec, paper_spec_path
 
-    overrides = {}
-    if args.seeds is not None:
-        overrides["seeds"] = args.seeds
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
+    overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs)) if v is not None}
     spec = load_spec(paper_spec_path(), overrides=overrides or None)
     out = Path(args.out)
     hint = "sgdlab reproduce --out " + shlex.quote(str(out))

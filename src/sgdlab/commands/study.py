@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import positive_int
+from .common import positive_int, print_rendered
 
 
 def add_run_args(p, default_engine="batched"):
@@ -71,8 +71,7 @@ def run_and_report(spec, out: Path, args, resume_hint: str, resume_same: bool = 
     if done is None:
         print(f"report not rendered (--no-report); render it with: sgdlab report {shlex.quote(str(out))}")
     else:
-        print(done.answers_text())
-        print(f"report: {done.html}")
+        print_rendered(done)
     return 0
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
+from ..errors import SgdlabError
 from .common import add_data_args, add_network_args, add_training_args, config_from_args, is_tty, print_json
 
 
@@ -20,9 +23,8 @@ def register(sub):
 
 def run(args) -> int:
     from ..data import load_dataset
-    from ..io import save
     from ..engine import train
-
+    from ..io import save
     from ..memory import check_fits
 
     config = config_from_args(args)
@@ -31,12 +33,6 @@ def run(args) -> int:
     check_fits([data.n_features, *config.hidden, data.n_classes], config.dtype,
                max(len(data.y_train), len(data.y_val), len(data.y_test)), what="--layers: the network")
     if args.save:  # fail on an unwritable path before training, not after
-        from pathlib import Path
-
-        import os
-
-        from ..errors import SgdlabError
-
         parent = Path(args.save).resolve().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -44,8 +40,7 @@ def run(args) -> int:
             raise SgdlabError(f"--save: cannot create {parent} ({e.strerror or e})") from None
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise SgdlabError(f"--save: cannot write into {parent}")
-    show = is_tty() and not args.json
-    if show:
+    if is_tty() and not args.json:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
@@ -60,11 +55,12 @@ def run(args) -> int:
         result = train(config, data)
     saved = None
     if args.save:
-        features = _csv_features(config, data)
-        extra = {"config": config.to_dict()}
-        if features is not None:
+        extra, features = {"config": config.to_dict()}, None
+        if str(config.dataset).lower().endswith(".csv"):
+            # a CSV's feature and label column names, for predict to match a file's columns by name
             from ..data.datasets import csv_header
 
+            features = list(data.feature_names)
             extra["label_column"] = config.label or (csv_header(config.dataset) or [None])[-1]
         saved = save(result.network, args.save, classes=data.classes, extra=extra, features=features,
                      scaler=data.scaler)
@@ -72,8 +68,8 @@ def run(args) -> int:
     if args.json:
         print_json({"config": config.to_dict(), "final": hist.final(), "history": hist.to_dict(),
                     "saved": None if saved is None else str(saved)})
-        return 0
-    _summary(config, hist, data, saved)
+    else:
+        _summary(config, hist, data, saved)
     return 0
 
 
@@ -81,14 +77,6 @@ def epoch_info(hist) -> str:
     """The progress bar's text after an epoch: loss, train and validation accuracy."""
     return (f"loss {hist.train_loss[-1]:.4g}  train acc {hist.train_acc[-1]:.4f}  "
             f"val acc {hist.val_acc[-1]:.4f}")
-
-
-def _csv_features(config, data):
-    """A CSV's feature column names and its label column's, for ``predict`` to match by name
-    (None for other datasets, whose columns have no names a user's file could carry)."""
-    if not str(config.dataset).lower().endswith(".csv"):
-        return None
-    return list(data.feature_names)
 
 
 def _summary(config, hist, data, saved):
