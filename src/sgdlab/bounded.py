@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from .errors import SgdlabError
+from .memory import human
 
 #: the most a model file may expand to (a 64-32-16-10 network is ~25 KB)
 MAX_MODEL_BYTES = 1 << 30
@@ -38,12 +39,6 @@ def data_cap() -> int:
             pass
         raise SgdlabError(f"SGDLAB_MAX_FILE_BYTES: expected a number of bytes > 0, got {raw!r}")
     return MAX_DATA_BYTES
-
-
-def human(n: float) -> str:
-    from .memory import human as h
-
-    return h(n)
 
 
 def npz_headers(path, cap: int, what: str = "file") -> dict[str, tuple[tuple[int, ...], np.dtype]]:

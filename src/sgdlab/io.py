@@ -88,17 +88,19 @@ def _bad(path, why):
     return SgdlabError(f"{path}: not a valid sgdlab model file ({why})")
 
 
+def _shapes(sizes) -> dict[str, tuple[int, ...]]:
+    """The shape of every array of a network of layer ``sizes``: ``W0, ..., b0, ...``."""
+    shapes = {f"W{l}": (a, b) for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+    return shapes | {f"b{l}": (b,) for l, b in enumerate(sizes[1:])}
+
+
 def _check_declared(path, meta, heads) -> None:
     """The arrays' declared shapes against the layer sizes in ``meta``, before reading them."""
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _bad(path, "wrong format tag")
     sizes = meta.get("sizes")
     if not (isinstance(sizes, list) and len(sizes) >= 2
             and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)):
         raise _bad(path, f"layer sizes {sizes!r} are not a list of positive integers")
-    n_layers = len(sizes) - 1
-    expected = {f"W{l}": (sizes[l], sizes[l + 1]) for l in range(n_layers)}
-    expected.update({f"b{l}": (sizes[l + 1],) for l in range(n_layers)})
+    expected = _shapes(sizes)
     declared = {k: v[0] for k, v in heads.items() if k != "meta"}
     if declared != expected:
         bad = sorted(set(declared) ^ set(expected)) or [k for k in expected if declared[k] != expected[k]]
@@ -128,6 +130,8 @@ def load(path) -> tuple[Network, dict]:
             if "meta" not in files:
                 raise _bad(path, "no metadata")
             meta = json.loads(str(z["meta"][()]))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise _bad(path, "wrong format tag")
             if heads is not None:
                 _check_declared(path, meta, heads)
             arrays = {k: z[k] for k in files if k != "meta"}
@@ -139,8 +143,6 @@ def load(path) -> tuple[Network, dict]:
         raise _bad(path, f"{type(e).__name__}: {e}") from None
     except (OSError, zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError) as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _bad(path, "wrong format tag")
     if meta.get("format_version") != FORMAT_VERSION:
         raise _bad(path, f"format version {meta.get('format_version')!r}, this sgdlab reads {FORMAT_VERSION}")
     try:
@@ -150,9 +152,7 @@ def load(path) -> tuple[Network, dict]:
         raise _bad(path, f"incomplete metadata: {e}") from None
     except SgdlabError as e:
         raise _bad(path, str(e)) from None
-    n_layers = len(net.sizes) - 1
-    expected = {f"W{l}": (net.sizes[l], net.sizes[l + 1]) for l in range(n_layers)}
-    expected.update({f"b{l}": (net.sizes[l + 1],) for l in range(n_layers)})
+    expected = _shapes(net.sizes)
     if set(arrays) != set(expected):
         raise _bad(path, f"arrays {sorted(arrays)} do not match the layer sizes {net.sizes}")
     for k, shape in expected.items():
@@ -161,8 +161,8 @@ def load(path) -> tuple[Network, dict]:
             raise _bad(path, f"{k} has shape {a.shape} and dtype {a.dtype}, expected {shape} {net.dtype}")
         if not np.all(np.isfinite(a)):
             raise _bad(path, f"{k} holds non-finite values")
-    net.weights = [arrays[f"W{l}"] for l in range(n_layers)]
-    net.biases = [arrays[f"b{l}"] for l in range(n_layers)]
+    net.weights = [arrays[f"W{l}"] for l in range(len(net.sizes) - 1)]
+    net.biases = [arrays[f"b{l}"] for l in range(len(net.sizes) - 1)]
     classes = meta.get("classes")
     if classes is not None and (not isinstance(classes, list) or len(classes) != net.sizes[-1]):
         raise _bad(path, "class labels do not match the output size")

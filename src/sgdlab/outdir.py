@@ -52,6 +52,10 @@ def _files_under(root: Path, rel: str) -> list[str]:
     return sorted(q.relative_to(root).as_posix() for q in p.rglob("*") if q.is_file() or q.is_symlink())
 
 
+def _rendered(rel: str) -> bool:
+    return rel.split("/")[0] in RENDER_DIRS or rel in RENDER_FILES
+
+
 class OutDir:
     """The output folder ``path`` and the files sgdlab owns in it."""
 
@@ -79,7 +83,7 @@ class OutDir:
         files = set(files)
         if isinstance(pending, list):
             # A rendering was stopped part-way (killed, disk full): what it wrote is ours.
-            files |= {f for rel in (*RENDER_DIRS, *RENDER_FILES) for f in _files_under(self.path, rel)} - set(pending)
+            files |= set(self._rendered_files()) - set(pending)
         return files
 
     def save(self) -> None:
@@ -161,35 +165,33 @@ class OutDir:
         """Before a rendering: refuse if ``tables/``, ``figures/`` or the report files hold a
         file sgdlab did not write; delete the files an earlier rendering wrote. Returns the
         files present now (see :meth:`finish_render`)."""
-        foreign = [f for rel in (*RENDER_DIRS, *RENDER_FILES) for f in _files_under(self.path, rel)
+        foreign = [f for f in self._rendered_files()
                    if f not in self.owned and Path(f).suffix.lower() in RENDER_SUFFIXES]
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise SgdlabError(f"{self.path / foreign[0]}{more} was not written by sgdlab; rendering would overwrite "
                               "or delete it there: move it away, or render into another folder")
         for rel in sorted(self.owned):
-            if rel.split("/")[0] in RENDER_DIRS or rel in RENDER_FILES:
+            if _rendered(rel):
                 try:
                     (self.path / rel).unlink(missing_ok=True)
                 except OSError as e:
                     raise write_error(self.path, e) from None
-        before = set(self._all_files())
+        before = set(self._rendered_files())
         self.pending = sorted(before)
         self.save()
         return before
 
     def finish_render(self, before: set[str]) -> None:
         """Record every file the rendering wrote (all files new since :meth:`begin_render`)."""
-        now = set(self._all_files())
-        rendered = lambda r: r.split("/")[0] in RENDER_DIRS or r in RENDER_FILES  # noqa: E731
-        self.owned = {r for r in self.owned if r in now or not rendered(r)} | (now - before)
+        now = set(self._rendered_files())
+        self.owned = {r for r in self.owned if r in now or not _rendered(r)} | (now - before)
         self.pending = None
         self.save()
 
-    def _all_files(self):
+    def _rendered_files(self) -> list[str]:
         # only where a rendering writes: the store, compare/ and the user's files are not its
-        for rel in (*RENDER_DIRS, *RENDER_FILES):
-            yield from _files_under(self.path, rel)
+        return [f for rel in (*RENDER_DIRS, *RENDER_FILES) for f in _files_under(self.path, rel)]
 
 
 def write_error(where, e: OSError) -> SgdlabError:

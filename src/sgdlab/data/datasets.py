@@ -18,12 +18,13 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..bounded import bounded_lines, data_cap, npz_headers, short
+from ..memory import human
 from ..errors import SgdlabError
 from .scale import Scaler
 from .scale import fit as fit_scaler
@@ -57,8 +58,7 @@ class Dataset:
 
     def astype(self, dtype) -> "Dataset":
         c = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
-        return Dataset(self.name, c(self.X_train), self.y_train, c(self.X_val), self.y_val,
-                       c(self.X_test), self.y_test, self.classes, self.feature_names, self.images, self.scaler)
+        return replace(self, X_train=c(self.X_train), X_val=c(self.X_val), X_test=c(self.X_test))
 
     def split_counts(self) -> dict[str, np.ndarray]:
         """Images per class in each part (the paper's Table 1 / Fig. 4)."""
@@ -103,7 +103,7 @@ def read_table(path, label: str | None = None, need_label: bool = True):
     if not p.is_file():
         raise SgdlabError(f"no such file: {path}")
     if p.suffix.lower() == ".npz":
-        heads = npz_headers(p, data_cap(), "dataset")  # declared sizes, before allocating them
+        npz_headers(p, data_cap(), "dataset")  # declared sizes, before allocating them
         try:
             with np.load(p, allow_pickle=False) as z:
                 if "X" not in z.files:
@@ -116,14 +116,13 @@ def read_table(path, label: str | None = None, need_label: bool = True):
             raise SgdlabError(f"{path}: not a readable NPZ file ({e})") from None
         if X.ndim != 2 or not np.all(np.isfinite(X)):
             raise SgdlabError(f"{path}: 'X' must be a 2-D array of finite numbers")
-        if need_label and y is None:
-            raise SgdlabError(f"{path}: no array 'y' with the labels")
-        if y is not None and need_label:
+        if need_label:
+            if y is None:
+                raise SgdlabError(f"{path}: no array 'y' with the labels")
             if y.ndim != 1:
                 raise SgdlabError(f"{path}: 'y' must be 1-D (one label per row of X), it has shape {y.shape}")
             if len(y) != len(X):
                 raise SgdlabError(f"{path}: 'y' has {len(y)} labels but 'X' has {len(X)} rows; they must match")
-        del heads
         return X, y, [f"x{i}" for i in range(X.shape[1])]
     try:
         with open(p, newline="") as f:
@@ -160,12 +159,6 @@ def read_table(path, label: str | None = None, need_label: bool = True):
     return X, y, names
 
 
-def _csv_width(path) -> int | None:
-    """Number of columns in a CSV's header row (None if unreadable; read_table then says why)."""
-    header = csv_header(path)
-    return None if header is None else len(header)
-
-
 def csv_header(path) -> list[str] | None:
     """A CSV's header row, stripped (None if unreadable; read_table then says why)."""
     try:
@@ -187,7 +180,7 @@ def read_features(path, n_features: int | None = None, names=None, label: str | 
     An IDX images file is flattened and scaled as :func:`read_idx_dataset` does in training.
     """
     p = Path(path)
-    if names is not None and p.suffix.lower() == ".csv" and not is_idx_path(p):
+    if names is not None and p.suffix.lower() == ".csv":
         return _named_features(path, list(names), label)
     if is_idx_path(p):
         X = _idx_features(read_idx(p), path)
@@ -195,7 +188,7 @@ def read_features(path, n_features: int | None = None, names=None, label: str | 
         X, _, _ = read_table(path, need_label=False)
     else:
         # one column more than the model's inputs: the last is a label (maybe text); drop it
-        with_label = n_features is not None and _csv_width(p) == n_features + 1
+        with_label = n_features is not None and len(csv_header(p) or ()) == n_features + 1
         X, _, _ = read_table(path, need_label=with_label)
     if n_features is not None and X.shape[1] != n_features:
         raise SgdlabError(f"{path}: {X.shape[1]} feature columns, the model expects {n_features}")
@@ -269,10 +262,9 @@ def read_idx(path) -> np.ndarray:
             gz = f.read(2) == _GZIP_MAGIC
         f = gzip.open(p, "rb") if gz else open(p, "rb")
         with f:
-            raw = _read_idx_stream(f, path)
+            raw, shape, dtype = _read_idx_stream(f, path)
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise SgdlabError(f"{path}: not a readable {'gzip' if gz else 'IDX'} file ({e})") from None
-    raw, shape, dtype = raw
     data = np.frombuffer(raw, dtype=dtype).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -299,8 +291,6 @@ def _read_idx_stream(f, path):
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
     cap = data_cap()
     if expected > cap:
-        from ..memory import human
-
         raise SgdlabError(f"{path}: the IDX header declares shape {shape} of {dtype.name}, {human(expected)}; more "
                           f"than the {human(cap)} sgdlab reads (set SGDLAB_MAX_FILE_BYTES to raise it)")
     raw = f.read(expected + 1)  # one byte more tells a padded file, without reading the rest
@@ -421,16 +411,14 @@ def load_dataset(name="digits", split=(0.6, 0.2, 0.2), split_seed=0, label=None,
     images = None
     if name in BUNDLED:
         X, y, names, images = _bundled(name)
-        classes, y = _encode_labels(y, name)
     elif is_idx_path(name):
         X, y, names, images = read_idx_dataset(name, label)
-        classes, y = _encode_labels(y, name)
     elif str(name).lower().endswith((".csv", ".npz")) or Path(str(name)).exists():
         X, y, names = read_table(name, label)
-        classes, y = _encode_labels(y, name)
     else:
         raise SgdlabError(f"unknown dataset {name!r}; valid: {', '.join(BUNDLED)}, "
                            "or a .csv/.npz file, or an IDX images file (a name containing 'idx')")
+    classes, y = _encode_labels(y, name)
     if len(classes) < 2:
         raise SgdlabError(f"{name}: needs at least two classes, found {len(classes)}")
     tr, va, te = split_indices(y, split, split_seed)
