@@ -53,12 +53,10 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:  # a safety net: a full disk or read-only place met outside the checked paths
-        import errno
+        from .outdir import WRITE_ERRORS, write_error
 
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        if e.errno not in WRITE_ERRORS:
             raise
-        from .outdir import write_error
-
         print(f"sgdlab: error: {write_error(e.filename or 'the output folder', e)}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,7 @@ name: :func:`check_name`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -117,9 +118,9 @@ class OutDir:
         if self.manifest.is_file():
             self.owned = self._read()
             return self
+        entries = []
         if p.is_dir():
             try:
-                entries = []
                 for e in p.iterdir():
                     if e.name.startswith(".sgdlab-manifest.") and e.name.endswith(".tmp"):
                         e.unlink(missing_ok=True)  # a manifest write that was killed: ours by its name
@@ -131,15 +132,13 @@ class OutDir:
                 shown = ", ".join(sorted(e.name for e in entries)[:3]) + (", ..." if len(entries) > 3 else "")
                 raise SgdlabError(f"{p} is not empty ({shown}) and holds no {MANIFEST}: sgdlab writes only into a "
                                   "new or empty folder, or one it made; choose another output folder")
-            legacy = bool(entries)
         else:
-            legacy = False
             try:
                 p.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise write_error(p, e) from None
         self.owned = set()
-        if legacy and (p / "results.sqlite").is_file():  # its tables and figures came with its store
+        if entries and (p / "results.sqlite").is_file():  # its tables and figures came with its store
             for rel in (*STORE_FILES, *RENDER_FILES, *RENDER_DIRS, LOCK_NAME):
                 self.owned.update(f for f in _files_under(p, rel) if rel not in RENDER_DIRS
                                   or Path(f).suffix.lower() in RENDER_SUFFIXES)
@@ -194,11 +193,12 @@ class OutDir:
         return [f for rel in (*RENDER_DIRS, *RENDER_FILES) for f in _files_under(self.path, rel)]
 
 
+#: the errors of a place that cannot be written (the CLI turns these into one line wherever met)
+WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                errno.EPERM: "permission denied"}
+
+
 def write_error(where, e: OSError) -> SgdlabError:
     """An OSError while writing under ``where`` as one line (full disk, read-only, no permission)."""
-    import errno
-
-    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
-           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-           errno.EPERM: "permission denied"}.get(e.errno, e.strerror or str(e))
-    return SgdlabError(f"cannot write in {where}: {why}")
+    return SgdlabError(f"cannot write in {where}: {WRITE_ERRORS.get(e.errno, e.strerror or str(e))}")
