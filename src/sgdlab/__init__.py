@@ -13,7 +13,7 @@ from .workflow import run_study
 
 __all__ = ["__version__", "RunConfig", "rng_streams", "Dataset", "load_dataset", "SgdlabError",
            "load", "save", "Network", "gradcheck", "SGD", "History", "TrainResult", "train",
-           "StudyResults", "open_study", "run_study"]
+           "StudyResults", "open_study", "run_study", "SGDNetClassifier"]
 
 
 def __getattr__(name):
@@ -22,6 +22,3 @@ def __getattr__(name):
         from .estimator import SGDNetClassifier
         return SGDNetClassifier
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ += ["SGDNetClassifier"]
