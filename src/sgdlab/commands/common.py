@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 
 from ..choices import BIAS_INITS, CE_OUTSIDE, COSTS, DTYPES, HIDDEN_ACTIVATIONS, INITS, OUTPUTS
-from ..config import RunConfig
+from ..config import RunConfig, check_field
 from ..data import BUNDLED
 from ..data.scale import DEFAULTS as SCALE_DEFAULTS
 from ..data.scale import check_scale
@@ -41,23 +41,21 @@ def layer_list(text):
     """'32,16' -> (32, 16); '' or 'none' -> () (no hidden layer)."""
     if text.strip().lower() in ("", "none"):
         return ()
-    try:
+    try:  # ConfigError is a ValueError too
         sizes = tuple(int(p) for p in text.split(","))  # int() ignores the spaces around a number
+        check_field("hidden", sizes)
     except ValueError:
-        sizes = (0,)
-    if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(
-            f"hidden layer sizes must be positive integers separated by commas (e.g. 32,16), got {text!r}")
+            f"hidden layer sizes must be positive integers separated by commas (e.g. 32,16), got {text!r}") from None
     return sizes
 
 
 def split_fracs(text):
     try:
         parts = tuple(float(p) for p in text.split(","))
+        check_field("split", parts)
     except ValueError:
-        parts = ()
-    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-9:
-        raise argparse.ArgumentTypeError(f"expected three fractions train,val,test summing to 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected three fractions train,val,test summing to 1, got {text!r}") from None
     return parts
 
 
