@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import SgdlabError
+
 
 def register(sub):
     p = sub.add_parser("rerun", help="retrain one stored run of a study and compare with the stored numbers",
@@ -40,8 +42,6 @@ def run(args) -> int:
         w.write("identical: every final metric, the per-epoch history and the test predictions, bit for bit\n")
     if args.save:
         if r.network is None or r.new.status not in ("done", "chance"):
-            from ..errors import SgdlabError
-
             raise SgdlabError(f"--save: run {r.stored.key} has no network to save (status {r.new.status})")
         from ..data.datasets import load_dataset
         from ..io import save
