@@ -55,7 +55,8 @@ def split_fracs(text):
         parts = tuple(float(p) for p in text.split(","))
         check_field("split", parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected three fractions train,val,test summing to 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected three fractions train,val,test summing to 1, got {text!r}") from None
     return parts
 
 
