@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import RunConfig
+from ..errors import SgdlabError
 
 FINAL_STATES = ("done", "cancelled", "failed")
 
@@ -37,21 +38,16 @@ class Job:
     state: str = "queued"  # queued | running | done | cancelled | failed
     events: list = field(default_factory=list)
     watchers: int = 0
-    unwatched_since: float | None = None
-    cancel_reason: str | None = None
+    unwatched_since: float | None = field(default_factory=time.monotonic)  # nobody watches until a page connects
+    cancel_reason: str | None = None  # set once, by the first cancel
     announced: int | None = None  # the queue position last told
-    created: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self):
-        self.unwatched_since = self.created  # nobody is watching until a page connects
-        self._stop = threading.Event()
 
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
 
     def stop_requested(self) -> bool:
-        return self._stop.is_set()
+        return self.cancel_reason is not None
 
 
 class JobManager:
@@ -79,7 +75,7 @@ class JobManager:
         self._waiters: dict[Job, set] = {}
         self._threads: list[threading.Thread] = []
         self._ids = itertools.count(1)
-        self._closed = False
+        self.closed = False
 
     # ------------------------------------------------------------------ requests
 
@@ -112,7 +108,6 @@ class JobManager:
             if job.finished:
                 return
             job.cancel_reason = job.cancel_reason or reason
-            job._stop.set()
             if job in self._queue:  # never started: ends here
                 self._queue.remove(job)
                 job.state = "cancelled"
@@ -122,11 +117,9 @@ class JobManager:
     def close(self) -> None:
         """Cancel everything (server shutdown) and wake every follower so its stream ends."""
         with self._lock:
-            self._closed = True
-            jobs = [j for j in self._jobs.values() if not j.finished]
-        for j in jobs:
-            self.cancel(j, "the lab is shutting down")
-        with self._lock:
+            self.closed = True
+            for j in self._jobs.values():
+                self.cancel(j, "the lab is shutting down")
             self._lock.notify_all()
             for job in list(self._waiters):
                 self._wake(job)
@@ -135,10 +128,6 @@ class JobManager:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def snapshot(self) -> list[dict]:
         with self._lock:
@@ -211,13 +200,12 @@ class JobManager:
             self._waiters.pop(j, None)
 
     def _unwatched_too_long(self, job: Job) -> bool:
-        since = job.unwatched_since
-        return job.watchers == 0 and since is not None and time.monotonic() - since > self.grace
+        return job.watchers == 0 and time.monotonic() - job.unwatched_since > self.grace
 
     def _next(self) -> Job | None:
         with self._lock:
             while True:
-                if self._closed:
+                if self.closed:
                     return None
                 while self._queue and self._unwatched_too_long(self._queue[0]):
                     self.cancel(self._queue[0], "nobody was watching")
@@ -247,8 +235,6 @@ class JobManager:
                 emit({"type": "end", "status": "cancelled", "reason": job.cancel_reason})
                 state = "cancelled"
             except Exception as e:  # a failed run ends its job, never the lab
-                from ..errors import SgdlabError
-
                 msg = str(e) if isinstance(e, SgdlabError) else f"{type(e).__name__}: {e}"
                 emit({"type": "end", "status": "failed", "error": msg})
                 state = "failed"
