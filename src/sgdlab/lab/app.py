@@ -143,11 +143,8 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
         start = max(0, start)
 
         async def stream():
-            loop, wake = asyncio.get_running_loop(), asyncio.Event()
-            manager.attach(job)
-            manager.add_waiter(job, loop, wake)
-            i = start
-            try:
+            with manager.following(job) as wake:
+                i = start
                 yield "retry: 2000\n\n"
                 while True:
                     wake.clear()
@@ -163,9 +160,6 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
                         await asyncio.wait_for(wake.wait(), timeout=KEEPALIVE)
                     except asyncio.TimeoutError:
                         yield ": keep-alive\n\n"
-            finally:
-                manager.remove_waiter(job, loop, wake)
-                manager.detach(job)
 
         return _event_stream(stream())
 

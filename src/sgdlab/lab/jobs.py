@@ -14,6 +14,7 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,6 +39,7 @@ class Job:
     state: str = "queued"  # queued | running | done | cancelled | failed
     events: list = field(default_factory=list)
     watchers: int = 0
+    waiters: set = field(default_factory=set)  # (event loop, asyncio.Event) of each page following it
     unwatched_since: float | None = field(default_factory=time.monotonic)  # nobody watches until a page connects
     cancel_reason: str | None = None  # set once, by the first cancel
     announced: int | None = None  # the queue position last told
@@ -72,7 +74,6 @@ class JobManager:
         self._lock = threading.Condition()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: list[Job] = []
-        self._waiters: dict[Job, set] = {}
         self._threads: list[threading.Thread] = []
         self._ids = itertools.count(1)
         self.closed = False
@@ -121,7 +122,7 @@ class JobManager:
             for j in self._jobs.values():
                 self.cancel(j, "the lab is shutting down")
             self._lock.notify_all()
-            for job in list(self._waiters):
+            for job in self._jobs.values():
                 self._wake(job)
 
     def join(self, timeout: float = 5.0) -> None:
@@ -136,28 +137,23 @@ class JobManager:
 
     # ------------------------------------------------------------------ following a job
 
-    def attach(self, job: Job) -> None:
+    @contextmanager
+    def following(self, job: Job):
+        """While open (in an event loop), ``job`` counts as watched; yields an
+        :class:`asyncio.Event` that is set whenever the job has news."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             job.watchers += 1
             job.unwatched_since = None
-
-    def detach(self, job: Job) -> None:
-        with self._lock:
-            job.watchers -= 1
-            if job.watchers == 0:
-                job.unwatched_since = time.monotonic()
-
-    def add_waiter(self, job: Job, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-        with self._lock:
-            self._waiters.setdefault(job, set()).add((loop, event))
-
-    def remove_waiter(self, job: Job, loop, event) -> None:
-        with self._lock:
-            s = self._waiters.get(job)
-            if s is not None:
-                s.discard((loop, event))
-                if not s:
-                    del self._waiters[job]
+            job.waiters.add(waiter)
+        try:
+            yield waiter[1]
+        finally:
+            with self._lock:
+                job.waiters.discard(waiter)
+                job.watchers -= 1
+                if job.watchers == 0:
+                    job.unwatched_since = time.monotonic()
 
     def events_since(self, job: Job, start: int) -> tuple[list[dict], bool]:
         """Events from index ``start`` on, and whether the job has finished."""
@@ -187,17 +183,16 @@ class JobManager:
         self._wake(job)
 
     def _wake(self, job: Job) -> None:
-        for loop, ev in list(self._waiters.get(job, ())):
+        for loop, ev in list(job.waiters):
             try:
                 loop.call_soon_threadsafe(ev.set)
             except RuntimeError:  # that page's event loop is gone
-                self._waiters[job].discard((loop, ev))
+                job.waiters.discard((loop, ev))
 
     def _forget_old(self) -> None:
         done = [j for j in self._jobs.values() if j.finished]
         for j in done[:max(0, len(done) - self.keep)]:
             del self._jobs[j.id]
-            self._waiters.pop(j, None)
 
     def _unwatched_too_long(self, job: Job) -> bool:
         return job.watchers == 0 and time.monotonic() - job.unwatched_since > self.grace
