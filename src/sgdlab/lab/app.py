@@ -137,10 +137,9 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
     async def job_events(request):
         job = find_job(request)
         try:
-            start = int(request.headers.get("last-event-id") or request.query_params.get("last", "-1")) + 1
+            start = max(0, int(request.headers.get("last-event-id") or request.query_params.get("last", "-1")) + 1)
         except ValueError:
             start = 0
-        start = max(0, start)
 
         async def stream():
             with manager.following(job) as wake:

@@ -59,9 +59,8 @@ class ProgressHub:
         w = self._watches.get(name)
         if w is None:
             w = self._watches[name] = _Watch()
+            w.task = asyncio.create_task(self._poll(name, w))  # starts once this follower waits
         w.followers += 1
-        if w.task is None:
-            w.task = asyncio.create_task(self._poll(name, w))
         seen, quiet = 0, 0.0
         try:
             while not self.closed:
