@@ -11,12 +11,6 @@ the same axes; the studies under a store folder, live while they run. See ``docs
 
 from .app import create_app
 from .form import Limits
+from .server import serve  # uvicorn is imported only when it runs
 
 __all__ = ["create_app", "Limits", "serve"]
-
-
-def serve(*args, **kwargs):
-    """Run the lab with uvicorn until Ctrl-C (see :func:`sgdlab.lab.server.serve`)."""
-    from .server import serve as _serve
-
-    return _serve(*args, **kwargs)

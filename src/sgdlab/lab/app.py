@@ -1,21 +1,8 @@
 """The lab's web app (Starlette): the page, its JSON API, and Server-Sent Event streams.
 
-Routes
-------
-``GET /``                                   the page (``static/index.html``)
-``GET /api/schema``                         the form's fields (from ``sgdlab train``'s parser) and the limits
-``POST /api/runs``                          queue a training (JSON form) -> ``{id, position, label}``; 400 + one line on a bad value
-``GET /api/runs/{id}``                      a job's state and queue position
-``GET /api/runs/{id}/events``               its events as SSE (``start``, ``epoch``..., ``end``; ``queued`` while waiting)
-``POST /api/runs/{id}/cancel``              stop it
-``GET /api/queue``                          every job the lab remembers
-``GET /api/studies``                        the studies under the store, with their progress
-``GET /api/studies/{name}``                 one study's progress and answers so far
-``GET /api/studies/{name}/events``          the same as SSE, live while the study runs
-``GET /api/studies/{name}/runs``            its stored runs, one row each
-``GET /api/studies/{name}/runs/{key}``      one run's config and per-epoch curves
-``POST /api/studies/{name}/runs/{key}/rerun``  retrain that run live (its stored RunConfig)
-``GET /studies/{name}/report.html``         the study's report, from its folder
+The routes are listed at the end of :func:`create_app` (and in ``docs/lab.md``). A bad
+request is answered with one line, ``{"error": ...}``: 404 for a run, study, stored run or
+report the lab does not have, 400 for any other mistake.
 """
 
 from __future__ import annotations
@@ -27,10 +14,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -48,9 +36,15 @@ KEEPALIVE = 5.0  # seconds between SSE comments on a quiet stream (finds closed 
 # The page loads only its own files; no inline script, nothing from elsewhere.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1", "testserver"]
+
+
+class _NotFound(SgdlabError):
+    """A run or report the lab does not have (answered with 404, as :class:`UnknownStudy` is)."""
 
 
 def _clean(o):
+    """``o`` with every non-finite float as None (JSON has no NaN)."""
     if isinstance(o, float):
         return o if math.isfinite(o) else None
     if isinstance(o, dict):
@@ -70,6 +64,17 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 def _sse(event: dict) -> str:
     return f"id: {event['seq']}\ndata: {json.dumps(_clean(event), allow_nan=False)}\n\n"
+
+
+def _event_stream(lines) -> StreamingResponse:
+    return StreamingResponse(lines, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _require_json(request: Request, what: str) -> None:
+    # a cross-site HTML form cannot send JSON: this keeps other sites from starting runs
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise SgdlabError(f"send the {what} as application/json")
 
 
 def create_app(store="results", *, limits: Limits | None = None, workers: int = 1, grace: float = 10.0,
@@ -97,15 +102,6 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
     hub = ProgressHub(studies)
     form_schema = schema(limits)
 
-    async def json_body(request: Request):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            # a cross-site HTML form cannot send JSON: this keeps other sites from starting runs
-            raise SgdlabError("send the form as application/json")
-        try:
-            return await request.json()
-        except ValueError:
-            raise SgdlabError("the request body is not valid JSON") from None
-
     async def index(request):
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -117,44 +113,37 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
                 "source": job.source, "config": job.config.to_dict(), "events": len(job.events)}
 
     async def submit(request):
+        _require_json(request, "form")
         try:
-            form = await json_body(request)
-            config = config_from_form(form, limits)
-        except SgdlabError as e:
-            return _error(str(e))
-        job = manager.submit(config)
-        return _json(job_info(job), 202)
+            form = await request.json()
+        except ValueError:
+            raise SgdlabError("the request body is not valid JSON") from None
+        return _json(job_info(manager.submit(config_from_form(form, limits))), 202)
 
     def find_job(request):
-        return manager.get(request.path_params["job"])
+        job = manager.get(request.path_params["job"])
+        if job is None:
+            raise _NotFound("no such run")
+        return job
 
     async def job_status(request):
-        job = find_job(request)
-        return _json(job_info(job)) if job else _error("no such run", 404)
+        return _json(job_info(find_job(request)))
 
     async def cancel(request):
         job = find_job(request)
-        if job is None:
-            return _error("no such run", 404)
         manager.cancel(job, "stopped from the page")
         return _json(job_info(job))
 
     async def job_events(request):
         job = find_job(request)
-        if job is None:
-            return _error("no such run", 404)
         try:
-            start = int(request.headers.get("last-event-id") or request.query_params.get("last", "-1")) + 1
+            start = max(0, int(request.headers.get("last-event-id") or request.query_params.get("last", "-1")) + 1)
         except ValueError:
             start = 0
-        start = max(0, start)
 
         async def stream():
-            loop, wake = asyncio.get_running_loop(), asyncio.Event()
-            manager.attach(job)
-            manager.add_waiter(job, loop, wake)
-            i = start
-            try:
+            with manager.following(job) as wake:
+                i = start
                 yield "retry: 2000\n\n"
                 while True:
                     wake.clear()
@@ -170,12 +159,8 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
                         await asyncio.wait_for(wake.wait(), timeout=KEEPALIVE)
                     except asyncio.TimeoutError:
                         yield ": keep-alive\n\n"
-            finally:
-                manager.remove_waiter(job, loop, wake)
-                manager.detach(job)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return _event_stream(stream())
 
     async def queue(request):
         return _json({"jobs": manager.snapshot(), "workers": workers})
@@ -185,19 +170,12 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
 
     def study(request):
         name = request.path_params["name"]
-        try:
-            p = studies.progress(name)
-            p["answers"] = studies.answers(name)
-            return _json(p)
-        except UnknownStudy as e:
-            return _error(str(e), 404)
-        except SgdlabError as e:
-            return _error(str(e))
+        return _json({**studies.progress(name), "answers": studies.answers(name)})
 
     async def study_events(request):
         name = request.path_params["name"]
         if name not in studies.names():
-            return _error(f"no study {name!r}", 404)
+            raise _NotFound(f"no study {name!r}")
 
         async def stream():
             n = 0
@@ -209,85 +187,73 @@ def create_app(store="results", *, limits: Limits | None = None, workers: int = 
                 n += 1
             yield "event: close\ndata: {}\n\n"
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return _event_stream(stream())
 
     def study_runs(request):
-        try:
-            return _json({"runs": studies.runs(request.path_params["name"])})
-        except UnknownStudy as e:
-            return _error(str(e), 404)
-        except SgdlabError as e:
-            return _error(str(e))
+        return _json({"runs": studies.runs(request.path_params["name"])})
 
     def study_run(request):
-        try:
-            return _json(studies.run(request.path_params["name"], request.path_params["key"]))
-        except UnknownStudy as e:
-            return _error(str(e), 404)
-        except SgdlabError as e:
-            return _error(str(e))
+        return _json(studies.run(request.path_params["name"], request.path_params["key"]))
 
     def rerun(request):
         name, key = request.path_params["name"], request.path_params["key"]
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return _error("send the request as application/json")
-        try:
-            record = studies.record(name, key)
-            limits.check(record.config)
-        except UnknownStudy as e:
-            return _error(str(e), 404)
-        except SgdlabError as e:
-            return _error(str(e))
+        _require_json(request, "request")
+        record = studies.record(name, key)
+        limits.check(record.config)
         job = manager.submit(record.config, f"rerun of {name}/{key[:12]}: {describe(record.config)}",
                              {"study": name, "key": key})
         return _json(job_info(job), 202)
 
     def report(request):
-        try:
-            folder = studies.folder(request.path_params["name"])
-        except UnknownStudy as e:
-            return _error(str(e), 404)
+        folder = studies.folder(request.path_params["name"])
         page = folder / "report.html"
         if not page.is_file():
-            return _error(f"study {folder.name!r} has no report.html yet (sgdlab report {folder})", 404)
+            raise _NotFound(f"study {folder.name!r} has no report.html yet (sgdlab report {folder})")
         return FileResponse(page, media_type="text/html")
+
+    def begin_shutdown():
+        hub.close()
+        manager.close()
+
+    def shutdown():
+        begin_shutdown()
+        manager.join(timeout=5.0)
 
     @asynccontextmanager
     async def lifespan(app):
         yield
         shutdown()
 
-    def shutdown():
-        hub.close()
-        manager.close()
-        manager.join(timeout=5.0)
+    def not_found(request, exc):
+        return _error(str(exc), 404)
+
+    def bad_request(request, exc):
+        return _error(str(exc))
 
     routes = [
-        Route("/", index),
-        Route("/api/schema", get_schema),
-        Route("/api/runs", submit, methods=["POST"]),
-        Route("/api/runs/{job}", job_status),
-        Route("/api/runs/{job}/events", job_events),
+        Route("/", index),  # the page (static/index.html)
+        Route("/api/schema", get_schema),  # the form's fields (from `sgdlab train`'s parser), the limits
+        Route("/api/runs", submit, methods=["POST"]),  # queue a training (JSON form) -> 202 {id, position, ...}
+        Route("/api/runs/{job}", job_status),  # a job's state and queue position
+        Route("/api/runs/{job}/events", job_events),  # SSE: queued..., start, epoch..., end
         Route("/api/runs/{job}/cancel", cancel, methods=["POST"]),
-        Route("/api/queue", queue),
-        Route("/api/studies", list_studies),
-        Route("/api/studies/{name}", study),
-        Route("/api/studies/{name}/events", study_events),
-        Route("/api/studies/{name}/runs", study_runs),
-        Route("/api/studies/{name}/runs/{key}", study_run),
-        Route("/api/studies/{name}/runs/{key}/rerun", rerun, methods=["POST"]),
+        Route("/api/queue", queue),  # every job the lab remembers
+        Route("/api/studies", list_studies),  # the studies under the store, with their progress
+        Route("/api/studies/{name}", study),  # one study's progress and answers so far
+        Route("/api/studies/{name}/events", study_events),  # the same as SSE while the study runs
+        Route("/api/studies/{name}/runs", study_runs),  # its stored runs, one row each
+        Route("/api/studies/{name}/runs/{key}", study_run),  # one run's config and per-epoch curves
+        Route("/api/studies/{name}/runs/{key}/rerun", rerun, methods=["POST"]),  # retrain it live
         Route("/studies/{name}/report.html", report),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Mount("/vendor", StaticFiles(directory=VENDOR), name="vendor"),
     ]
-    hosts = list(allowed_hosts) if allowed_hosts is not None else ["127.0.0.1", "localhost", "[::1]", "::1",
-                                                                    "testserver"]
+    hosts = _LOOPBACK_HOSTS if allowed_hosts is None else list(allowed_hosts)
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(_Headers)])
+                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(_Headers)],
+                    exception_handlers={SgdlabError: bad_request, UnknownStudy: not_found, _NotFound: not_found})
     app.state.manager, app.state.studies, app.state.hub, app.state.limits = manager, studies, hub, limits
-    app.state.shutdown = shutdown
-    app.state.begin_shutdown = lambda: (hub.close(), manager.close())
+    app.state.shutdown, app.state.begin_shutdown = shutdown, begin_shutdown
     return app
 
 
@@ -304,11 +270,10 @@ class _Headers:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-content-type-options", b"nosniff"))
+                headers = MutableHeaders(scope=message)
+                headers.append("x-content-type-options", "nosniff")
                 if not path.startswith("/studies/"):  # a study's report is its own self-contained page
-                    headers.append((b"content-security-policy", CSP.encode()))
-                message = {**message, "headers": headers}
+                    headers.append("content-security-policy", CSP)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -17,7 +17,6 @@ from ..data import BUNDLED
 from ..errors import SgdlabError
 
 # Form field -> the `sgdlab train` flag it stands for, in the order the page shows them.
-# A flag the train command does not have (yet) is left off the form.
 FIELDS = (("dataset", "--dataset"), ("layers", "--layers"), ("activation", "--activation"),
           ("output", "--output"), ("cost", "--cost"), ("ce_outside", "--ce-outside"), ("init", "--init"),
           ("lr", "--lr"), ("batch_size", "--batch-size"), ("epochs", "--epochs"), ("seed", "--seed"),
@@ -65,22 +64,13 @@ def train_parser() -> argparse.ArgumentParser:
     return sub.choices["train"]
 
 
-def _actions(parser) -> dict[str, argparse.Action]:
-    return {opt: a for a in parser._actions for opt in a.option_strings}
-
-
 def schema(limits: Limits) -> dict:
     """The form as the page draws it: each field's flag, choices, default and help, and the limits."""
-    parser = train_parser()
-    actions = _actions(parser)
+    actions = {opt: a for a in train_parser()._actions for opt in a.option_strings}
     fields = []
     for name, flag in FIELDS:
-        a = actions.get(flag)
-        if a is None:
-            continue
-        default = a.default
-        if name == "layers":
-            default = ",".join(map(str, default))
+        a = actions[flag]
+        default = ",".join(map(str, a.default)) if name == "layers" else a.default
         choices = list(a.choices) if a.choices is not None else None
         help_text = (a.help or "").replace("%(default)s", str(default))
         if name == "dataset":
@@ -99,9 +89,7 @@ def config_from_form(form: dict, limits: Limits) -> RunConfig:
 
     if not isinstance(form, dict):
         raise SgdlabError("the form must be a JSON object of field: value")
-    parser = train_parser()
-    actions = _actions(parser)
-    known = {name: flag for name, flag in FIELDS if flag in actions}
+    known = dict(FIELDS)
     argv = []
     for name, value in form.items():
         if name not in known:
@@ -109,7 +97,7 @@ def config_from_form(form: dict, limits: Limits) -> RunConfig:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise SgdlabError(f"{name}: expected a text or a number, got {value!r}")
         argv.append(f"{known[name]}={value}")  # FLAG=VALUE: a value starting with '-' stays a value
-    args = parser.parse_args(argv)
+    args = train_parser().parse_args(argv)
     if args.dataset not in BUNDLED:  # before RunConfig: never touch a path given by the page
         limits.check(RunConfig(dataset=args.dataset))
     config = config_from_args(args)

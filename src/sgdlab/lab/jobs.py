@@ -14,10 +14,12 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import RunConfig
+from ..errors import SgdlabError
 
 FINAL_STATES = ("done", "cancelled", "failed")
 
@@ -37,21 +39,17 @@ class Job:
     state: str = "queued"  # queued | running | done | cancelled | failed
     events: list = field(default_factory=list)
     watchers: int = 0
-    unwatched_since: float | None = None
-    cancel_reason: str | None = None
+    waiters: set = field(default_factory=set)  # (event loop, asyncio.Event) of each page following it
+    unwatched_since: float | None = field(default_factory=time.monotonic)  # nobody watches until a page connects
+    cancel_reason: str | None = None  # set once, by the first cancel
     announced: int | None = None  # the queue position last told
-    created: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self):
-        self.unwatched_since = self.created  # nobody is watching until a page connects
-        self._stop = threading.Event()
 
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
 
     def stop_requested(self) -> bool:
-        return self._stop.is_set()
+        return self.cancel_reason is not None
 
 
 class JobManager:
@@ -76,10 +74,9 @@ class JobManager:
         self._lock = threading.Condition()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: list[Job] = []
-        self._waiters: dict[Job, set] = {}
         self._threads: list[threading.Thread] = []
         self._ids = itertools.count(1)
-        self._closed = False
+        self.closed = False
 
     # ------------------------------------------------------------------ requests
 
@@ -112,7 +109,6 @@ class JobManager:
             if job.finished:
                 return
             job.cancel_reason = job.cancel_reason or reason
-            job._stop.set()
             if job in self._queue:  # never started: ends here
                 self._queue.remove(job)
                 job.state = "cancelled"
@@ -122,23 +118,17 @@ class JobManager:
     def close(self) -> None:
         """Cancel everything (server shutdown) and wake every follower so its stream ends."""
         with self._lock:
-            self._closed = True
-            jobs = [j for j in self._jobs.values() if not j.finished]
-        for j in jobs:
-            self.cancel(j, "the lab is shutting down")
-        with self._lock:
+            self.closed = True
+            for j in self._jobs.values():
+                self.cancel(j, "the lab is shutting down")
             self._lock.notify_all()
-            for job in list(self._waiters):
+            for job in self._jobs.values():
                 self._wake(job)
 
     def join(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def snapshot(self) -> list[dict]:
         with self._lock:
@@ -147,28 +137,23 @@ class JobManager:
 
     # ------------------------------------------------------------------ following a job
 
-    def attach(self, job: Job) -> None:
+    @contextmanager
+    def following(self, job: Job):
+        """While open (in an event loop), ``job`` counts as watched; yields an
+        :class:`asyncio.Event` that is set whenever the job has news."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             job.watchers += 1
             job.unwatched_since = None
-
-    def detach(self, job: Job) -> None:
-        with self._lock:
-            job.watchers -= 1
-            if job.watchers == 0:
-                job.unwatched_since = time.monotonic()
-
-    def add_waiter(self, job: Job, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-        with self._lock:
-            self._waiters.setdefault(job, set()).add((loop, event))
-
-    def remove_waiter(self, job: Job, loop, event) -> None:
-        with self._lock:
-            s = self._waiters.get(job)
-            if s is not None:
-                s.discard((loop, event))
-                if not s:
-                    del self._waiters[job]
+            job.waiters.add(waiter)
+        try:
+            yield waiter[1]
+        finally:
+            with self._lock:
+                job.waiters.discard(waiter)
+                job.watchers -= 1
+                if job.watchers == 0:
+                    job.unwatched_since = time.monotonic()
 
     def events_since(self, job: Job, start: int) -> tuple[list[dict], bool]:
         """Events from index ``start`` on, and whether the job has finished."""
@@ -198,26 +183,24 @@ class JobManager:
         self._wake(job)
 
     def _wake(self, job: Job) -> None:
-        for loop, ev in list(self._waiters.get(job, ())):
+        for loop, ev in list(job.waiters):
             try:
                 loop.call_soon_threadsafe(ev.set)
             except RuntimeError:  # that page's event loop is gone
-                self._waiters[job].discard((loop, ev))
+                job.waiters.discard((loop, ev))
 
     def _forget_old(self) -> None:
         done = [j for j in self._jobs.values() if j.finished]
         for j in done[:max(0, len(done) - self.keep)]:
             del self._jobs[j.id]
-            self._waiters.pop(j, None)
 
     def _unwatched_too_long(self, job: Job) -> bool:
-        since = job.unwatched_since
-        return job.watchers == 0 and since is not None and time.monotonic() - since > self.grace
+        return job.watchers == 0 and time.monotonic() - job.unwatched_since > self.grace
 
     def _next(self) -> Job | None:
         with self._lock:
             while True:
-                if self._closed:
+                if self.closed:
                     return None
                 while self._queue and self._unwatched_too_long(self._queue[0]):
                     self.cancel(self._queue[0], "nobody was watching")
@@ -247,8 +230,6 @@ class JobManager:
                 emit({"type": "end", "status": "cancelled", "reason": job.cancel_reason})
                 state = "cancelled"
             except Exception as e:  # a failed run ends its job, never the lab
-                from ..errors import SgdlabError
-
                 msg = str(e) if isinstance(e, SgdlabError) else f"{type(e).__name__}: {e}"
                 emit({"type": "end", "status": "failed", "error": msg})
                 state = "failed"

@@ -31,18 +31,16 @@ class ProgressHub:
         self._watches: dict[str, _Watch] = {}
         self.closed = False
 
-    def _compute(self, name: str, w: _Watch) -> dict:
+    def _compute(self, name: str) -> dict:
         try:
-            p = self.studies.progress(name)
-            p["answers"] = self.studies.answers(name, max_age=self.answers_period)
-            return p
+            return {**self.studies.progress(name), "answers": self.studies.answers(name, max_age=self.answers_period)}
         except SgdlabError as e:
             return {"name": name, "error": str(e)}
 
     async def _poll(self, name: str, w: _Watch) -> None:
         try:
             while not self.closed and w.followers > 0:
-                value = await anyio.to_thread.run_sync(self._compute, name, w)
+                value = await anyio.to_thread.run_sync(self._compute, name)
                 if value != w.value:
                     w.value, w.version = value, w.version + 1
                     old, w.changed = w.changed, asyncio.Event()
@@ -61,22 +59,20 @@ class ProgressHub:
         w = self._watches.get(name)
         if w is None:
             w = self._watches[name] = _Watch()
+            w.task = asyncio.create_task(self._poll(name, w))  # starts once this follower waits
         w.followers += 1
-        if w.task is None:
-            w.task = asyncio.create_task(self._poll(name, w))
         seen, quiet = 0, 0.0
         try:
             while not self.closed:
-                if w.version != seen and w.value is not None:
+                if w.version != seen:  # _poll has set a new value
                     seen, quiet = w.version, 0.0
                     yield w.value
                     if w.value.get("error") or w.value.get("state") == "finished":
                         return
                 if w.task.done() and w.version == seen:
                     return
-                ev = w.changed
                 try:
-                    await asyncio.wait_for(ev.wait(), timeout=1.0)  # wake every second to see `closed`
+                    await asyncio.wait_for(w.changed.wait(), timeout=1.0)  # wake every second to see `closed`
                 except asyncio.TimeoutError:
                     quiet += 1.0
                     if quiet >= self.keepalive:

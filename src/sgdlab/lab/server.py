@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
+
+from ..errors import SgdlabError
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -66,10 +69,6 @@ def serve(store="results", host: str = "127.0.0.1", port: int = 8000, *, workers
 
 def _bind(host: str, port: int):
     """The listening socket, or one line saying why there is none (port taken, bad address)."""
-    import socket
-
-    from ..errors import SgdlabError
-
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:

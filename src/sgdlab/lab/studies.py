@@ -1,21 +1,26 @@
 """The studies under the lab's store folder, read-only: list, progress, runs, one run's curves.
 
 A study is named by its folder's name directly under the store, and only a folder that
-holds a ``results.sqlite`` counts; a name from the page is looked up in that list, never
-joined onto a path, so the page cannot reach any other file.
+holds a ``results.sqlite`` counts; a name from the page is used only once found in that
+list, so the page cannot reach any other file. Values are returned as stored (NaN
+included); the app writes non-finite ones as JSON null.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import threading
 import time
+from collections import Counter
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
 from ..errors import SgdlabError
+from ..study.analysis import select_records
 from ..study.api import open_study
+from ..study.expand import expand
+from ..study.spec import StudySpec
 from ..study.store import STORE_NAME, Store
 
 RUNNING_WINDOW = 180.0  # seconds since the last stored run within which a partial study counts as running
@@ -48,10 +53,10 @@ class Studies:
 
     def folder(self, name: str) -> Path:
         """The folder of the study called ``name``; :class:`UnknownStudy` if there is none."""
-        for n in self.names():
-            if n == name:
-                return self.store / n
-        raise UnknownStudy(f"no study {name!r} under {self.store}; studies: {', '.join(self.names()) or 'none'}")
+        names = self.names()
+        if name not in names:
+            raise UnknownStudy(f"no study {name!r} under {self.store}; studies: {', '.join(names) or 'none'}")
+        return self.store / name
 
     # ------------------------------------------------------------------ progress
 
@@ -67,9 +72,6 @@ class Studies:
         return tuple(sig)
 
     def _total(self, name: str, st: Store) -> int:
-        from ..study.expand import expand
-        from ..study.spec import StudySpec
-
         key = (name, st.digest() or "")
         if key not in self._totals:
             self._totals[key] = len(expand(StudySpec.from_dict(st.spec())))
@@ -83,9 +85,7 @@ class Studies:
             total = self._total(name, st)
             meta = st.meta()
             statuses = st.statuses()
-        counts: dict[str, int] = {}
-        for s in statuses.values():
-            counts[s] = counts.get(s, 0) + 1
+        counts = dict(Counter(statuses.values()))
         done = len(statuses)
         finished = self._finished_times(folder / STORE_NAME)
         now = time.time()
@@ -108,11 +108,8 @@ class Studies:
 
     def _finished_times(self, path: Path) -> list[float]:
         """The storage times of the latest runs, newest first (read-only connection)."""
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as con:
             rows = con.execute("SELECT finished FROM runs ORDER BY finished DESC LIMIT ?", (RATE_WINDOW,)).fetchall()
-        finally:
-            con.close()
         return [_ts(r[0]) for r in rows]
 
     def summary(self) -> list[dict]:
@@ -155,25 +152,20 @@ class Studies:
         return out
 
     def _compute_answers(self, name: str, top: int) -> list[dict]:
-        from ..study.analysis import select_records
-
-        res = self.results(name)
-        out = []
         by_mode: dict[str, list] = {}
-        for sel in select_records(res.records):
+        for sel in select_records(self.results(name).records):  # a selected cell has seeds: its mean is finite
             by_mode.setdefault(sel.cell.mode, []).append(sel)
+        out = []
         for mode, sels in by_mode.items():
-            sels.sort(key=lambda s: -s.best.val.mean)
-            for s in sels[:top]:
+            for s in sorted(sels, key=lambda s: -s.best.val.mean)[:top]:
                 c = s.cell
                 out.append({"mode": mode, "cell": f"{c.activation}/{c.output} + {c.cost}, {c.init}",
-                            "lr": s.lr, "val_mean": _f(s.best.val.mean), "val_std": _f(s.best.val.std),
+                            "lr": s.lr, "val_mean": s.best.val.mean, "val_std": s.best.val.std,
                             "seeds": s.best.val.n})
         return out
 
     def runs(self, name: str) -> list[dict]:
-        return [{k: (_f(v) if isinstance(v, float) else v) for k, v in row.items()}
-                for row in self.results(name).rows()]
+        return self.results(name).rows()
 
     def record(self, name: str, key: str):
         for r in self.results(name).records:
@@ -183,19 +175,7 @@ class Studies:
 
     def run(self, name: str, key: str) -> dict:
         r = self.record(name, key)
-        hist = {k: ([_f(x) for x in v] if isinstance(v, list) and v and isinstance(v[0], float) else v)
-                for k, v in r.history.to_dict().items() if k != "diagnostics"}
+        hist = r.history.to_dict()
+        diagnostics = hist.pop("diagnostics")
         return {"key": r.key, "mode": r.mode, "status": r.status, "error": r.error, "engine": r.engine,
-                "config": r.config.to_dict(), "history": hist,
-                "diagnostics": _clean_diag(getattr(r.history, "diagnostics", None))}
-
-
-def _f(x):
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _clean_diag(diag) -> dict:
-    return {name: [[_f(v) for v in row] for row in rows] for name, rows in (diag or {}).items()}
+                "config": r.config.to_dict(), "history": hist, "diagnostics": diagnostics}

@@ -4,12 +4,13 @@ The network is built here with :func:`sgdlab.engine.loop.build_network` (the sam
 initialisation ``train()`` would make) and handed to ``train(..., network=net)``, which
 updates ``net.weights`` in place after every epoch; the epoch callback reads them, so the
 engine is used exactly as the command line uses it, without any change for the lab.
+Non-finite floats in the events are written as JSON null by the app.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import threading
 
 import numpy as np
 
@@ -20,18 +21,12 @@ from ..engine.loop import METRICS, build_network, train
 MAX_UNITS_SHOWN = 32  # first-layer units drawn as images
 MAX_MISCLASSIFIED = 8
 
-_data_cache: dict = {}
-_data_lock = threading.Lock()
+_load_dataset = functools.cache(load_dataset)
 
 
 def dataset_for(config):
     """The config's (bundled) dataset, split as it says; loaded once per lab process."""
-    key = (config.dataset, config.label, tuple(config.split), config.split_seed, config.scale)
-    with _data_lock:
-        if key not in _data_cache:
-            _data_cache[key] = load_dataset(config.dataset, config.split, config.split_seed, config.label,
-                                            config.scale)
-        return _data_cache[key]
+    return _load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
 
 
 def image_shape(data) -> tuple[int, int] | None:
@@ -94,31 +89,27 @@ def run(job, emit, check) -> None:
         nonlocal sent
         check()
         diag, sent_now = diagnostics_rows(history, sent)
-        event = {"type": "epoch", "epoch": epoch, "weights": weights_view(net, shape),
-                 "diagnostics": diag, "diag_from": sent}
+        emit({"type": "epoch", "epoch": epoch, "weights": weights_view(net, shape), "diagnostics": diag,
+              "diag_from": sent, **{m: getattr(history, m)[-1] for m in METRICS}})
         sent = sent_now
-        for m in METRICS:
-            event[m] = finite_or_none(getattr(history, m)[-1])
-        emit(event)
 
     history = train(config, data, network=net, on_epoch=on_epoch).history
     check()
     diag, _ = diagnostics_rows(history, sent)
     with np.errstate(all="ignore"):  # a diverged network predicts garbage, quietly
         pred = np.asarray(net.predict(data.X_test.astype(net.dtype)), dtype=int)
-    cm = confusion_matrix(data.y_test, pred, data.n_classes)
-    wrong = np.flatnonzero(pred != data.y_test)[:MAX_MISCLASSIFIED]
+    wrong = np.flatnonzero(pred != data.y_test)
     missed = []
     if shape is not None:
         top = float(np.max(data.X_train)) or 1.0
-        for i in wrong:
+        for i in wrong[:MAX_MISCLASSIFIED]:
             pixels = np.clip(np.round(data.X_test[i] / top * 255), 0, 255).astype(int).tolist()
             missed.append({"true": str(data.classes[data.y_test[i]]), "predicted": str(data.classes[pred[i]]),
                            "pixels": pixels})
+    rows, cols = shape or (None, None)
     emit({"type": "end", "status": history.status, "diagnosis": getattr(history, "diagnosis", None),
           "diverged_epoch": history.diverged_epoch, "stopped_epoch": history.stopped_epoch,
-          "final": {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in history.final().items()},
-          "diagnostics": diag, "diag_from": sent, "confusion": np.asarray(cm).astype(int).tolist(),
-          "misclassified": missed, "n_misclassified": int(len(np.flatnonzero(pred != data.y_test))),
-          "rows": shape[0] if shape else None, "cols": shape[1] if shape else None,
+          "final": history.final(), "diagnostics": diag, "diag_from": sent,
+          "confusion": confusion_matrix(data.y_test, pred, data.n_classes).tolist(),
+          "misclassified": missed, "n_misclassified": int(wrong.size), "rows": rows, "cols": cols,
           "weights": weights_view(net, shape)})
