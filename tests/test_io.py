@@ -154,3 +154,13 @@ def test_save_to_an_unwritable_place(tmp_path, net):
     blocker.write_text("x")
     with pytest.raises(SgdlabError, match="cannot write"):
         save(net, blocker / "sub" / "m.npz")
+
+
+def test_plain_npy_array_is_refused_in_one_line(tmp_path):
+    # np.load returns a bare array for a .npy file, whatever its name: that is not a model
+    for name in ("m.npz", "m.npy"):
+        path = tmp_path / name
+        with open(path, "wb") as f:
+            np.save(f, np.zeros(3))
+        with pytest.raises(SgdlabError, match="not an .npz archive"):
+            load(path)

@@ -123,7 +123,9 @@ def load(path) -> tuple[Network, dict]:
         if "meta" in heads and (heads["meta"][0] != () or heads["meta"][1].itemsize > (4 << 20)):
             raise _bad(path, "its metadata is not a short JSON string")
     else:
-        heads = None
+        # A bare .npy array or a pickle: np.load would hand back an array (read whole) or
+        # need pickle; neither is a model file.
+        raise _bad(path, "not an .npz archive; sgdlab never unpickles files")
     try:
         with np.load(p, allow_pickle=False) as z:
             files = set(z.files)
@@ -132,16 +134,11 @@ def load(path) -> tuple[Network, dict]:
             meta = json.loads(str(z["meta"][()]))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise _bad(path, "wrong format tag")
-            if heads is not None:
-                _check_declared(path, meta, heads)
+            _check_declared(path, meta, heads)
             arrays = {k: z[k] for k in files if k != "meta"}
     except SgdlabError:
         raise
-    except ValueError as e:
-        if "pickle" in str(e):  # not a zip archive: numpy would need pickle to read it
-            raise _bad(path, "not an .npz archive; sgdlab never unpickles files") from None
-        raise _bad(path, f"{type(e).__name__}: {e}") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError) as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise _bad(path, f"format version {meta.get('format_version')!r}, this sgdlab reads {FORMAT_VERSION}")
