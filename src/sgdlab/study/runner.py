@@ -185,10 +185,9 @@ class Progress:
 
     def __init__(self, name: str, total: int, done: int, enabled: bool = True, stream=None, every: float = 10.0):
         self.stream = stream or sys.stderr
-        self.total, self.done, self.start_done = total, done, done
+        self.name, self.total, self.every, self.enabled = name, total, every, enabled
+        self.done = self.start_done = done
         self.t0 = self.last = time.monotonic()
-        self.every, self.name = every, name
-        self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self._bar = None
         if self.tty:
@@ -203,16 +202,12 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task(name, total=total, completed=done, rate="")
 
-    def _rate(self):
-        dt = time.monotonic() - self.t0
-        n = self.done - self.start_done
-        return n / dt if dt > 0 and n else 0.0
-
     def advance(self, n: int) -> None:
         self.done += n
         if not self.enabled:
             return
-        rate = self._rate()
+        dt, ran = time.monotonic() - self.t0, self.done - self.start_done
+        rate = ran / dt if dt > 0 and ran else 0.0
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, rate=f"{rate:.1f}/s" if rate else "")
             return

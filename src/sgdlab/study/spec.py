@@ -336,16 +336,12 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
     seeds = tuple(seeds) if listed else tuple(range(seeds))
 
     defaults = {a: _axis(source, a, raw[a], a) for a in AXES if a in raw}
-    blocks_raw = raw.get("grid")
-    if blocks_raw is None:
-        blocks_raw = [{}]  # a flat spec: the top-level axes form one block
-        implicit = True
-    else:
-        implicit = False
-        if not isinstance(blocks_raw, list) or not all(isinstance(b, dict) for b in blocks_raw):
-            raise _err(source, "grid", "expected [[grid]] blocks (an array of tables)")
-        if not blocks_raw:
-            raise _err(source, "grid", "no [[grid]] block")
+    implicit = raw.get("grid") is None
+    blocks_raw = [{}] if implicit else raw["grid"]  # a flat spec: the top-level axes form one block
+    if not isinstance(blocks_raw, list) or not all(isinstance(b, dict) for b in blocks_raw):
+        raise _err(source, "grid", "expected [[grid]] blocks (an array of tables)")
+    if not blocks_raw:
+        raise _err(source, "grid", "no [[grid]] block")
     grid = []
     for i, b in enumerate(blocks_raw, 1):
         where = "grid" if implicit else f"grid[{i}]"

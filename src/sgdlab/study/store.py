@@ -386,7 +386,7 @@ class Store:
         if self.writable:
             # Fold the WAL back in so that a closed store is one self-contained file. This
             # needs the only connection; with a reader still open it stays a (valid) WAL store.
-            for attempt in range(10):
+            for _ in range(10):
                 try:
                     self._con.execute("PRAGMA journal_mode=DELETE")
                     break
