@@ -356,3 +356,18 @@ def csv_rows(path):
 
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def test_summary_counts_runs_at_chance_apart_from_done(tmp_path, capsys):
+    """The summary line counts runs per status as the store's records give them: lr 1e-6
+    learns nothing in 2 epochs, so those runs are "chance", not "done"."""
+    spec = tmp_path / "chance.toml"
+    spec.write_text('name = "chance"\nepochs = 2\nseeds = 2\nlr = [0.5, 1e-6]\ninit = "xavier"\ncost = "ce"\n'
+                    'activation = "sigmoid"\noutput = "sigmoid"\n')
+    assert main(["study", str(spec), "--out", str(tmp_path / "out"), "--jobs", "1", "--quiet", "--no-report"]) == 0
+    summary = [line for line in capsys.readouterr().out.splitlines() if line.startswith("study chance:")]
+    with Store(tmp_path / "out") as st:
+        statuses = [r.status for r in st.records()]
+    n_done, n_chance = statuses.count("done"), statuses.count("chance")
+    assert n_done and n_chance and n_done + n_chance == 4
+    assert len(summary) == 1 and "4/4 runs in" in summary[0] and f"({n_done} done, {n_chance} chance)" in summary[0]

@@ -35,7 +35,9 @@ import numpy as np
 from scipy import stats
 
 from ..errors import SgdlabError
-from ..engine.diagnostics import CHANCE_MARGIN, at_chance, majority_rate  # noqa: F401 - re-exported
+# The one rule for "learns nothing" lives with the engines, which give a finished run at chance
+# the status "chance"; it is re-exported here for the analysis and the report.
+from ..engine.diagnostics import CHANCE_MARGIN, at_chance, majority_rate  # noqa: F401
 from .records import Cell, RunRecord
 
 DIVERGED_POLICIES = ("zero", "last")
@@ -44,10 +46,6 @@ ACTIVATION_ORDER = ("sigmoid", "tanh", "relu", "leaky_relu", "identity", "softma
 INIT_ORDER = ("xavier", "gaussian", "glorot", "he")
 COST_ORDER = ("ce", "mse", "cce")
 MODE_ORDER = ("paper", "corrected")
-
-
-
-# --------------------------------------------------------------------------- Student t
 
 
 def t_quantile(p: float, df: float) -> float:
@@ -60,16 +58,6 @@ def t_quantile(p: float, df: float) -> float:
     if df <= 0:
         raise ValueError(f"df must be > 0, got {df!r}")
     return float(stats.t.ppf(p, df))
-
-
-# --------------------------------------------------------------------------- chance
-
-
-# The one rule for "learns nothing" (majority_rate, at_chance, CHANCE_MARGIN) lives with the
-# engines, which give a finished run at chance the status "chance"; the report uses it too.
-
-
-# --------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True)
@@ -123,9 +111,7 @@ def summarize(values: Sequence[float], confidence: float = 0.95,
         return Stat(0, nan, nan, nan, nan, None)
     mean = float(v.mean())
     std = float(v.std(ddof=1)) if n > 1 else 0.0
-    half = None
-    if n > 1:
-        half = t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
+    half = t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n) if n > 1 else None
     return Stat(n, mean, std, float(v.min()), float(v.max()), half, bounds)
 
 
@@ -140,10 +126,8 @@ def run_accuracy(record: RunRecord, split: str = "val", diverged: str = "zero") 
     if record.status == "failed":
         return None
     hist = getattr(record.history, f"{split}_acc", None) or []
-    if record.status == "diverged":
-        if diverged == "zero" or not hist:
-            return 0.0
-        return float(hist[-1])
+    if record.status == "diverged" and (diverged == "zero" or not hist):
+        return 0.0
     if hist:
         return float(hist[-1])
     value = (record.final or {}).get(f"{split}_acc")
@@ -304,8 +288,8 @@ def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] 
         c = s.cell
         vci, tci = s.val.ci, s.test.ci
         rows.append({
-            "mode": c.mode, "cost": c.cost, "ce_outside": c.ce_outside, "activation": c.activation, "output": c.output, "init": c.init,
-            "momentum": c.momentum, "l2": c.l2, "lr": s.lr, "selected": (c, s.lr) in chosen,
+            "mode": c.mode, "cost": c.cost, "ce_outside": c.ce_outside, "activation": c.activation, "output": c.output,
+            "init": c.init, "momentum": c.momentum, "l2": c.l2, "lr": s.lr, "selected": (c, s.lr) in chosen,
             "n_runs": s.n_runs, "n_diverged": s.n_diverged, "n_failed": s.n_failed,
             "val_mean": s.val.mean, "val_std": s.val.std,
             "val_ci_low": vci[0] if vci else None, "val_ci_high": vci[1] if vci else None,
@@ -319,7 +303,6 @@ def grid_rows(summaries: Sequence[CellSummary], selections: Sequence[Selection] 
 
 
 # --------------------------------------------------------------------------- curves and best runs
-
 
 @dataclass(frozen=True)
 class Curve:

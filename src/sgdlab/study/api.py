@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +38,12 @@ class StudyResults:
         """One flat dict per run: key, mode, cost, activation, output (the activation used),
         init, lr, momentum, l2, bias_init, seed, status, the final metrics, the error text and the
         engine that trained it."""
-        out = []
-        for r in self.records:
-            c = r.config
-            row = {"key": r.key, "mode": r.mode, "cost": c.cost, "ce_outside": c.ce_outside, "activation": c.activation,
-                   "output": c.output_activation, "init": c.init, "lr": c.lr, "momentum": c.momentum,
-                   "l2": c.l2, "bias_init": c.bias_init, "seed": c.seed, "status": r.status}
-            row.update({k: r.final.get(k) for k in FINAL_KEYS})
-            row["error"] = r.error
-            row["engine"] = r.engine
-            out.append(row)
-        return out
+        return [{"key": r.key, "mode": r.mode, "cost": r.config.cost, "ce_outside": r.config.ce_outside,
+                 "activation": r.config.activation, "output": r.config.output_activation, "init": r.config.init,
+                 "lr": r.config.lr, "momentum": r.config.momentum, "l2": r.config.l2,
+                 "bias_init": r.config.bias_init, "seed": r.config.seed, "status": r.status,
+                 **{k: r.final.get(k) for k in FINAL_KEYS}, "error": r.error, "engine": r.engine}
+                for r in self.records]
 
     def to_dataframe(self):
         """:meth:`rows` as a pandas DataFrame (needs pandas: ``pip install "sgdlab[pandas]"``)."""
@@ -61,9 +57,7 @@ class StudyResults:
         return len(self.records)
 
     def __repr__(self) -> str:
-        counts = {}
-        for r in self.records:
-            counts[r.status] = counts.get(r.status, 0) + 1
+        counts = dict(Counter(r.status for r in self.records))
         return (f"StudyResults({self.spec.get('name')!r}, {len(self.records)} runs "
                 f"{counts}, out_dir={str(self.out_dir)!r})")
 

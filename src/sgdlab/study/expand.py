@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 
 from ..config import RunConfig
 from ..errors import SgdlabError
 from .records import run_key
+from .spec import AXES
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,7 @@ MAX_RUNS = 200_000
 
 def count_runs(spec) -> int:
     """The number of runs ``spec`` expands to, counted without expanding it."""
-    total = 0
-    for block in spec.grid:
-        n = len(spec.seeds)
-        for axis in (block.cost, block.ce_outside, block.activation, block.output, block.init, block.momentum, block.l2,
-                     block.bias_init, block.lr):
-            n *= len(axis)
-        total += n
-    return total
+    return len(spec.seeds) * sum(math.prod(len(getattr(block, a)) for a in AXES) for block in spec.grid)
 
 
 def check_count(spec, max_runs: int | None = MAX_RUNS) -> int:
@@ -77,31 +72,27 @@ def check_count(spec, max_runs: int | None = MAX_RUNS) -> int:
 
 
 def expand(spec, max_runs: int | None = MAX_RUNS) -> list[PlannedRun]:
-    """Every run of ``spec`` in a fixed order: blocks as written, then the axes
-    cost, ce_outside, activation, output, init, momentum, l2, bias_init, lr, and the seed innermost.
+    """Every run of ``spec`` in a fixed order: blocks as written, then the axes in the order of
+    :data:`~sgdlab.study.spec.AXES`, and the seed innermost.
 
     The runs are counted first: more than ``max_runs`` is an :class:`SgdlabError`, before
     anything is allocated."""
     check_count(spec, max_runs)
+    shared = {k: getattr(spec, k) for k in ("hidden", "batch_size", "epochs", "patience", "dtype", "dataset", "label",
+                                            "split", "split_seed", "scale")}
     runs, seen = [], {}
     for bi, block in enumerate(spec.grid, 1):
-        axes = (block.cost, block.ce_outside, block.activation, block.output, block.init, block.momentum, block.l2,
-                block.bias_init, block.lr, spec.seeds)
-        for cost, ce_out, act, out, init, mom, l2, bias, lr, seed in itertools.product(*axes):
+        for *values, seed in itertools.product(*(getattr(block, a) for a in AXES), spec.seeds):
             try:
-                config = RunConfig(hidden=spec.hidden, activation=act, output=out, cost=cost, ce_outside=ce_out,
-                                   init=init,
-                                   bias_init=bias, lr=lr, batch_size=spec.batch_size, epochs=spec.epochs,
-                                   seed=seed, momentum=mom, l2=l2, patience=spec.patience, dtype=spec.dtype,
-                                   dataset=spec.dataset, label=spec.label, split=spec.split,
-                                   split_seed=spec.split_seed, scale=spec.scale)
+                config = RunConfig(**shared, **dict(zip(AXES, values)), seed=seed)
             except SgdlabError as e:
                 raise SgdlabError(f"{spec.source}: grid[{bi}]: {e}") from None
             key = run_key(block.mode, config)
             if key in seen:
+                c = config
                 raise SgdlabError(
                     f"{spec.source}: grid[{bi}]: mode {block.mode!r} repeats runs of grid[{seen[key]}] "
-                    f"(e.g. {act}/{config.output_activation} + {cost}, {init}, lr {lr:g}); "
+                    f"(e.g. {c.activation}/{c.output_activation} + {c.cost}, {c.init}, lr {c.lr:g}); "
                     "give each run once")
             seen[key] = bi
             runs.append(PlannedRun(len(runs), block.mode, config, key, schedule_id(config)))

@@ -21,6 +21,7 @@ together with Holm's method, and "better" means an adjusted p below 0.05.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -95,13 +96,8 @@ class Question:
 
 
 def _factors(records: Sequence[RunRecord]) -> dict[Cell, dict]:
-    out = {}
-    for r in records:
-        c = r.config
-        out[r.cell] = {"mode": r.mode, "cost": c.cost, "ce_outside": getattr(c, "ce_outside", "clip"),
-                       "activation": c.activation, "output": c.output, "init": c.init, "momentum": c.momentum,
-                       "l2": c.l2}
-    return out
+    """Each cell's axis values, ``output`` as configured (``"same"``, not the activation it means)."""
+    return {r.cell: {**vars(r.cell), "output": r.config.output} for r in records}
 
 
 def _seed_acc(records: Sequence[RunRecord], diverged: str) -> dict[tuple[Cell, float], dict[int, float]]:
@@ -143,9 +139,7 @@ def _compare(axis, mode, a, b, pairs, acc, chance, identical) -> Comparison:
 
 def _identical(sa: CellSummary, sb: CellSummary) -> bool:
     """The same network on both sides (e.g. a sigmoid hidden layer, "output = hidden" vs sigmoid)."""
-    x, y = sa.cell, sb.cell
-    return (x.cost, x.ce_outside, x.activation, x.output, x.init, x.momentum, x.l2) == \
-        (y.cost, y.ce_outside, y.activation, y.output, y.init, y.momentum, y.l2)
+    return replace(sa.cell, mode=sb.cell.mode) == sb.cell
 
 
 def _axis_questions(axis, factors, sel_by_cell, acc, chance) -> list[Question]:
@@ -197,12 +191,8 @@ def _lr_question(selections, summaries, acc, chance) -> Question | None:
     if len(lrs) < 2:
         return None
     live = [s for s in selections if not s.all_at_chance]
-    counts: dict[float, int] = {}
-    edges: dict[str, int] = {}
-    for s in live:
-        counts[s.lr] = counts.get(s.lr, 0) + 1
-        if s.edge:
-            edges[s.edge] = edges.get(s.edge, 0) + 1
+    counts = Counter(s.lr for s in live)
+    edges = dict(Counter(s.edge for s in live if s.edge))
     comps = []
     top = sorted(counts, key=lambda lr: (-counts[lr], lr))[:2]
     if len(top) == 2:
@@ -228,9 +218,5 @@ def questions(records: Sequence[RunRecord], summaries: Sequence[CellSummary], se
     if lr_q is not None:
         qs.append(lr_q)
     # Holm over every pooled comparison of the study: one family.
-    flat = [(i, j) for i, q in enumerate(qs) for j, c in enumerate(q.comparisons)]
-    adjusted = with_holm([qs[i].comparisons[j].pooled for i, j in flat])
-    comps = {k: list(q.comparisons) for k, q in enumerate(qs)}
-    for (i, j), p in zip(flat, adjusted):
-        comps[i][j] = replace(comps[i][j], pooled=p)
-    return [replace(q, comparisons=tuple(comps[k])) for k, q in enumerate(qs)]
+    adjusted = iter(with_holm([c.pooled for q in qs for c in q.comparisons]))
+    return [replace(q, comparisons=tuple(replace(c, pooled=next(adjusted)) for c in q.comparisons)) for q in qs]

@@ -70,12 +70,6 @@ def _dataset_for(config, digest: str | None = None):
     return data
 
 
-def _failed(run: PlannedRun, error: str, engine: str) -> RunRecord:
-    hist = History(status="failed")
-    final = hist.final()
-    return RunRecord(run.key, run.mode, run.config, "failed", final, hist, error=error, engine=engine)
-
-
 def _error_text(e: BaseException) -> str:
     tb = traceback.extract_tb(e.__traceback__)
     where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
@@ -99,7 +93,9 @@ def _train_single(run: PlannedRun, data) -> tuple[RunRecord, object]:
         result = train(run.config, data)
         return _record(run, result, data, "single"), result.network
     except Exception as e:  # a run that raises is recorded, not fatal
-        return _failed(run, _error_text(e), "single"), None
+        hist = History(status="failed")
+        return RunRecord(run.key, run.mode, run.config, "failed", hist.final(), hist, error=_error_text(e),
+                         engine="single"), None
 
 
 def run_schedule_group(task: Task) -> list[RunRecord]:
@@ -135,7 +131,6 @@ def train_group(task: Task) -> list[tuple[RunRecord, object]]:
         except Exception as e:
             print(f"sgdlab: warning: batched engine failed on a schedule group of {len(todo)} runs "
                   f"({_error_text(e)}); training them one by one", file=sys.stderr)
-            done = {}
     if not done:
         done = {_computation(r.config): _train_single(r, data) for r in todo}
     out = []
@@ -183,16 +178,6 @@ def run_tasks(tasks: Sequence[Task], fn: Callable[[Task], list[RunRecord]],
         gen.close()  # on Ctrl-C or an error: stop the workers, drop what is queued
 
 
-def _dask_run_tasks():
-    try:
-        from .dask_backend import run_tasks as dask_run_tasks
-    except ModuleNotFoundError as e:
-        if e.name and e.name.split(".")[0] in ("dask", "distributed"):
-            raise SgdlabError('--backend dask needs pip install "sgdlab[dask]"') from None
-        raise
-    return dask_run_tasks
-
-
 # --------------------------------------------------------------------------- progress
 
 class Progress:
@@ -200,10 +185,9 @@ class Progress:
 
     def __init__(self, name: str, total: int, done: int, enabled: bool = True, stream=None, every: float = 10.0):
         self.stream = stream or sys.stderr
-        self.total, self.done, self.start_done = total, done, done
+        self.name, self.total, self.every, self.enabled = name, total, every, enabled
+        self.done = self.start_done = done
         self.t0 = self.last = time.monotonic()
-        self.every, self.name = every, name
-        self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self._bar = None
         if self.tty:
@@ -218,16 +202,12 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task(name, total=total, completed=done, rate="")
 
-    def _rate(self):
-        dt = time.monotonic() - self.t0
-        n = self.done - self.start_done
-        return n / dt if dt > 0 and n else 0.0
-
     def advance(self, n: int) -> None:
         self.done += n
         if not self.enabled:
             return
-        rate = self._rate()
+        dt, ran = time.monotonic() - self.t0, self.done - self.start_done
+        rate = ran / dt if dt > 0 and ran else 0.0
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, rate=f"{rate:.1f}/s" if rate else "")
             return
@@ -348,7 +328,7 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
     """
     from ..data.digest import dataset_digest
     from ..memory import check_fits
-    from ..outdir import OutDir
+    from ..outdir import LOCK_NAME, OutDir
     from .lock import FolderLock
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -360,12 +340,13 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         jobs = default_jobs()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise SgdlabError(f"jobs: expected a positive integer, got {jobs!r}")
-    dispatch = None
+    dispatch = run_tasks
     if backend == "dask":
         scheduler = scheduler or os.environ.get(DASK_ENV)
         if not scheduler:
             raise SgdlabError(f"--backend dask needs --scheduler tcp://HOST:PORT (or {DASK_ENV})")
-        dispatch = _dask_run_tasks()
+        # imported now: without dask, the study stops (one line) before anything is written
+        from .dask_backend import run_tasks as dispatch
     if engine not in ENGINES:
         raise SgdlabError(f"engine: unknown value {engine!r}; valid: {', '.join(ENGINES)}")
     runs = expand(spec, max_runs)
@@ -381,101 +362,88 @@ def execute(spec, out, *, jobs: int | None = None, resume: bool = False, force: 
         check_fits([data.n_features, *spec.hidden, data.n_classes], spec.dtype, n_rows,
                    runs=widest * min(jobs, len(runs) or 1), what=f"{spec.source}: the network")
     outdir = OutDir(out).claim()
-    lock = FolderLock(out, f"sgdlab study {spec.name}").acquire()
-    try:
-        return _execute_locked(spec, out, runs, outdir, digest, jobs=jobs, resume=resume, force=force,
-                               engine=engine, backend=backend, scheduler=scheduler, progress=progress,
-                               resume_same=resume_same, dispatch=dispatch, log=log, warn=warn,
-                               sensitivity=sensitivity)
-    finally:
-        lock.release()
-
-
-def _execute_locked(spec, out, runs, outdir, digest, *, jobs, resume, force, engine, backend, scheduler, progress,
-                    resume_same, dispatch, log, warn, sensitivity=True) -> StudyRun:
-    from ..outdir import LOCK_NAME
-
-    resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same, data_digest=digest,
-                           warn=warn)
-    outdir.add(STORE_NAME, LOCK_NAME)
-    if resuming:
-        store = Store(out / STORE_NAME, writable=True)
-        if store.digest() != spec.digest():
-            store.replace_spec(spec)  # grown (checked in prepare_out): the store now describes the whole grid
-        if store.data_digest() is None:
-            try:
-                store.set_data_digest(digest)
-            except Exception as e:  # noqa: BLE001 - a read-only store: resuming fails below with one line
-                warn(f"could not record the dataset digest ({e})")
-    else:
-        store = Store.create(out / STORE_NAME, spec, data_digest=digest)
-    indices = {r.key: r.index for r in runs}
-    summary = StudyRun(out, store.path, len(runs), 0, engine=engine, jobs=jobs, backend=backend)
-    try:
-        stored = store.statuses()
-        finished = {k for k, s in stored.items() if s != "failed" and k in indices}
-        summary.already = len(finished)
-        tasks = []
-        for g in schedule_groups(runs):
-            todo = tuple(r for r in g.runs if r.key not in finished)  # failed runs are retried
-            if todo and engine == "batched" and len(todo) < len(g.runs):
-                # The batched engine's rounding depends on which runs train together: retrain
-                # the whole group as an uninterrupted study did, keep only the runs missing.
-                tasks.append(Task(g.id, g.runs, engine, digest, keep=tuple(r.key for r in todo)))
-            elif todo:
-                tasks.append(Task(g.id, todo, engine, digest))
-        bar = Progress(f"study {spec.name}", len(runs), len(finished), enabled=progress)
-        if progress and not bar.tty:
-            where = f"{jobs} process{'es' if jobs > 1 else ''}" if backend == "local" else f"dask {scheduler}"
-            log(f"study {spec.name}: {len(runs)} runs in {len(schedule_groups(runs))} schedule groups, {len(finished)} already stored; "
-                f"{sum(len(t.keep or t.runs) for t in tasks)} to run on {where}, {engine} engine")
-
-        def on_result(records: list[RunRecord]) -> None:
-            if not records:
-                return
-            store.write_schedule_group(records, schedule_id(records[0].config), indices,
-                              engine=records[0].engine)
-            summary.ran += len(records)
-            bar.advance(len(records))
-
-        t0 = time.perf_counter()
+    with FolderLock(out, f"sgdlab study {spec.name}"):
+        resuming = prepare_out(spec, out, resume=resume, force=force, resume_same=resume_same, data_digest=digest,
+                               warn=warn)
+        outdir.add(STORE_NAME, LOCK_NAME)
+        store = _open_store(out / STORE_NAME, spec, digest, resuming, warn)
+        summary = StudyRun(out, store.path, len(runs), 0, engine=engine, jobs=jobs, backend=backend)
         try:
-            if backend == "dask":
-                dispatch(tasks, run_schedule_group, on_result, scheduler)
-            else:
-                run_tasks(tasks, run_schedule_group, on_result, jobs)
-        except KeyboardInterrupt:
-            bar.close()
-            summary.seconds = time.perf_counter() - t0
-            summary.counts = _counts(store)
-            raise StudyInterrupted(summary) from None
-        except StoreWriteError as e:
-            bar.close()
-            raise SgdlabError(f"{e}; the {_stored(store)} runs stored before are kept: free space (or make "
-                              f"{out} writable) and resume the study with --resume") from None
-        except SgdlabError:
-            # A backend that failed before any result (e.g. an unreachable Dask scheduler)
-            # must not leave an empty store that a retry would then refuse without --resume.
-            if not resuming and summary.ran == 0:
-                store.close()
-                _remove_store(out)
-            raise
-        finally:
-            bar.close()
-        if sensitivity:
-            from .sensitivity import measure_missing
+            finished = {k for k, s in store.statuses().items() if s != "failed"} & {r.key for r in runs}
+            summary.already = len(finished)
+            tasks = _tasks(runs, finished, engine, digest)
+            bar = Progress(f"study {spec.name}", len(runs), len(finished), enabled=progress)
+            if progress and not bar.tty:
+                where = f"{jobs} process{'es' if jobs > 1 else ''}" if backend == "local" else f"dask {scheduler}"
+                log(f"study {spec.name}: {len(runs)} runs in {len(schedule_groups(runs))} schedule groups, "
+                    f"{len(finished)} already stored; {sum(len(t.keep or t.runs) for t in tasks)} to run on "
+                    f"{where}, {engine} engine")
+            indices = {r.key: r.index for r in runs}
 
+            def on_result(records: list[RunRecord]) -> None:
+                if records:
+                    store.write_schedule_group(records, schedule_id(records[0].config), indices,
+                                               engine=records[0].engine)
+                    summary.ran += len(records)
+                    bar.advance(len(records))
+
+            t0 = time.perf_counter()
             try:
-                measure_missing(store, jobs, log if progress else None)
+                try:
+                    dispatch(tasks, run_schedule_group, on_result, scheduler if backend == "dask" else jobs)
+                except StoreWriteError as e:
+                    raise SgdlabError(f"{e}; the {_stored(store)} runs stored before are kept: free space (or "
+                                      f"make {out} writable) and resume the study with --resume") from None
+                except SgdlabError:
+                    # A backend that failed before any result (e.g. an unreachable Dask scheduler)
+                    # must not leave an empty store that a retry would then refuse without --resume.
+                    if not resuming and summary.ran == 0:
+                        store.close()
+                        _remove_store(out)
+                    raise
+                finally:
+                    bar.close()
+                if sensitivity:
+                    from .sensitivity import measure_missing
+
+                    measure_missing(store, jobs, log if progress else None)
             except KeyboardInterrupt:
-                summary.seconds = time.perf_counter() - t0
-                summary.counts = _counts(store)
+                summary.seconds, summary.counts = time.perf_counter() - t0, store.counts()
                 raise StudyInterrupted(summary) from None
-        summary.seconds = time.perf_counter() - t0
-        summary.counts = _counts(store)
-    finally:
-        store.close()
+            summary.seconds, summary.counts = time.perf_counter() - t0, store.counts()
+        finally:
+            store.close()
     return summary
+
+
+def _open_store(path: Path, spec, digest: str, resuming: bool, warn: Callable[[str], None]) -> Store:
+    """The store to write: the one in ``path`` (resumed; grown to ``spec``, given the data digest it
+    lacks) or a new one."""
+    if not resuming:
+        return Store.create(path, spec, data_digest=digest)
+    store = Store(path, writable=True)
+    if store.digest() != spec.digest():
+        store.replace_spec(spec)  # grown (checked in prepare_out): the store now describes the whole grid
+    if store.data_digest() is None:
+        try:
+            store.set_data_digest(digest)
+        except Exception as e:  # noqa: BLE001 - a read-only store: resuming fails below with one line
+            warn(f"could not record the dataset digest ({e})")
+    return store
+
+
+def _tasks(runs: list[PlannedRun], finished: set[str], engine: str, digest: str) -> list[Task]:
+    """A task per schedule group with runs not ``finished`` (failed runs are retried)."""
+    tasks = []
+    for g in schedule_groups(runs):
+        todo = tuple(r for r in g.runs if r.key not in finished)
+        if todo and engine == "batched" and len(todo) < len(g.runs):
+            # The batched engine's rounding depends on which runs train together: retrain
+            # the whole group as an uninterrupted study did, keep only the runs missing.
+            tasks.append(Task(g.id, g.runs, engine, digest, keep=tuple(r.key for r in todo)))
+        elif todo:
+            tasks.append(Task(g.id, todo, engine, digest))
+    return tasks
 
 
 def _stored(store: Store) -> int:
@@ -483,7 +451,3 @@ def _stored(store: Store) -> int:
         return store.count()
     except SgdlabError:
         return 0
-
-
-def _counts(store: Store) -> dict:
-    return {s: store.count(s) for s in ("done", "diverged", "failed")}  # done includes chance (see store)

@@ -215,14 +215,6 @@ def _typename(v):
             dict: "a table"}.get(type(v), type(v).__name__)
 
 
-def _int(source, key, v, *, minimum):
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise _err(source, key, f"expected an integer, got {_typename(v)} {v!r}")
-    if v < minimum:
-        raise _err(source, key, f"must be >= {minimum}, got {v!r}")
-    return v
-
-
 def _str(source, key, v):
     if not isinstance(v, str):
         raise _err(source, key, f"expected a string, got {_typename(v)} {v!r}")
@@ -259,13 +251,17 @@ def _axis(source, key, v, kind):
     return tuple(out)
 
 
+def _beside(base_dir, name: str) -> Path:
+    """A data file's path: relative ones are found beside the spec, wherever sgdlab runs."""
+    p = Path(name)
+    return Path(base_dir) / p if not p.is_absolute() and base_dir is not None else p
+
+
 def _dataset(source, v, base_dir):
     name = _str(source, "dataset", v)
     if name in BUNDLED:
         return name
-    p = Path(name)
-    if not p.is_absolute() and base_dir is not None:
-        p = Path(base_dir) / p  # a data file is found beside the spec, wherever sgdlab runs
+    p = _beside(base_dir, name)
     if (p.suffix.lower() in (".csv", ".npz") or is_idx_path(p)) and p.is_file():
         return str(p.resolve())
     raise _err(source, "dataset", f"unknown dataset {name!r}; valid: {', '.join(BUNDLED)}, "
@@ -276,9 +272,7 @@ def _idx_label(source, label, dataset, base_dir):
     """An IDX dataset's ``label`` is the labels file's path: found relative to the spec, like the data."""
     if label is None or not is_idx_path(dataset):
         return label
-    p = Path(label)
-    if not p.is_absolute() and base_dir is not None:
-        p = Path(base_dir) / p
+    p = _beside(base_dir, label)
     if not p.is_file():
         raise _err(source, "label", f"no such IDX labels file {label!r} (relative to the spec); an IDX "
                                     "dataset's label is the path of its labels file")
@@ -316,42 +310,38 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
 
     hidden = s["hidden"]
     if not isinstance(hidden, list):
-        raise _err(source, "hidden", f"expected a list of layer sizes like [32, 16], got {_typename(hidden)} {hidden!r}")
+        raise _err(source, "hidden",
+                   f"expected a list of layer sizes like [32, 16], got {_typename(hidden)} {hidden!r}")
     _field(source, "hidden", "hidden", hidden)
     epochs, batch_size, dtype, patience = (_field(source, k, k, s[k]) for k in ("epochs", "batch_size", "dtype",
                                                                                "patience"))
     scale = _field(source, "scale", "scale", s["scale"])
 
     seeds = s["seeds"]
-    if isinstance(seeds, list):
+    listed = isinstance(seeds, list)
+    if listed:
         if not seeds:
             raise _err(source, "seeds", "empty list; give a count or at least one seed")
         for x in seeds:
             _field(source, "seeds", "seed", x)
-        if len(seeds) > MAX_SEEDS:
-            raise _err(source, "seeds", f"{len(seeds):,} seeds; at most {MAX_SEEDS:,}")
-        if len(set(seeds)) != len(seeds):
-            raise _err(source, "seeds", f"duplicate seeds in {seeds!r}")
-        seeds = tuple(seeds)
-    else:
-        if isinstance(seeds, bool) or not isinstance(seeds, int):
-            raise _err(source, "seeds", f"expected a count or a list of seeds, got {_typename(seeds)} {seeds!r}")
-        seeds = _int(source, "seeds", seeds, minimum=1)
-        if seeds > MAX_SEEDS:
-            raise _err(source, "seeds", f"{seeds:,} seeds; at most {MAX_SEEDS:,}")
-        seeds = tuple(range(seeds))
+    elif isinstance(seeds, bool) or not isinstance(seeds, int):
+        raise _err(source, "seeds", f"expected a count or a list of seeds, got {_typename(seeds)} {seeds!r}")
+    elif seeds < 1:
+        raise _err(source, "seeds", f"must be >= 1, got {seeds!r}")
+    n_seeds = len(seeds) if listed else seeds
+    if n_seeds > MAX_SEEDS:  # checked before a count becomes a tuple of that length
+        raise _err(source, "seeds", f"{n_seeds:,} seeds; at most {MAX_SEEDS:,}")
+    if listed and len(set(seeds)) != n_seeds:
+        raise _err(source, "seeds", f"duplicate seeds in {seeds!r}")
+    seeds = tuple(seeds) if listed else tuple(range(seeds))
 
     defaults = {a: _axis(source, a, raw[a], a) for a in AXES if a in raw}
-    blocks_raw = raw.get("grid")
-    if blocks_raw is None:
-        blocks_raw = [{}]  # a flat spec: the top-level axes form one block
-        implicit = True
-    else:
-        implicit = False
-        if not isinstance(blocks_raw, list) or not all(isinstance(b, dict) for b in blocks_raw):
-            raise _err(source, "grid", "expected [[grid]] blocks (an array of tables)")
-        if not blocks_raw:
-            raise _err(source, "grid", "no [[grid]] block")
+    implicit = raw.get("grid") is None
+    blocks_raw = [{}] if implicit else raw["grid"]  # a flat spec: the top-level axes form one block
+    if not isinstance(blocks_raw, list) or not all(isinstance(b, dict) for b in blocks_raw):
+        raise _err(source, "grid", "expected [[grid]] blocks (an array of tables)")
+    if not blocks_raw:
+        raise _err(source, "grid", "no [[grid]] block")
     grid = []
     for i, b in enumerate(blocks_raw, 1):
         where = "grid" if implicit else f"grid[{i}]"

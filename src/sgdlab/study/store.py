@@ -1,47 +1,35 @@
-"""The study store: one SQLite file (``DIR/results.sqlite``, WAL journal) per study.
+"""The study store: one SQLite file (``DIR/results.sqlite``, WAL journal) per study (for
+users: ``docs/study.md``, "The store").
 
-Tables
-------
 ``meta(key, value)``
-    ``schema`` (version), ``spec_toml`` (the spec's text as read), ``spec_source`` (its file
-    name), ``spec_overrides`` (JSON: top-level keys replaced on the command line, e.g. by
-    ``sgdlab reproduce --seeds``), ``spec_json`` (the
-    validated spec, :meth:`StudySpec.to_dict`), ``spec_digest``, ``sgdlab_version``, ``created``, ``machine`` (JSON, :func:`sgdlab.provenance.machine`;
-    absent in older stores).
+    ``schema``, the spec (``spec_toml`` as read, ``spec_source``, ``spec_overrides``: JSON of
+    the top-level keys replaced on the command line, ``spec_json``: :meth:`StudySpec.to_dict`,
+    ``spec_digest``), ``sgdlab_version``, ``created``, ``machine``
+    (:func:`sgdlab.provenance.machine`) and ``data_digest`` (a SHA-256 of the split dataset:
+    ``--resume`` refuses data that differ); the last two are absent in older stores.
 ``runs``
-    One row per finished run, keyed by ``key`` (:func:`run_key`: mode and config hash):
-    ``idx`` (position in the spec's expansion order), ``mode``, ``config_hash``, ``group_id``,
-    ``status`` (done | diverged | failed), ``error``, the axis values as plain columns
-    (``cost, activation, output, init, lr, momentum, l2, bias_init, seed``; ``output`` is the
-    output activation actually used), ``val_acc`` and ``test_acc`` at the final epoch, and as
-    JSON: ``config`` (:meth:`RunConfig.to_dict`), ``final`` (:meth:`History.final`),
-    ``history`` (:meth:`History.to_dict`), ``test_predictions`` (class index per test row);
-    ``engine`` and ``finished`` (UTC time). A run at chance (:func:`sgdlab.engine.diagnostics.at_chance`)
-    is a finished run: its ``status`` column says ``done`` and its history (and ``final``) say
+    One row per finished run (columns in ``_CREATE``), keyed by :func:`run_key`; ``output`` is
+    the output activation actually used, ``config``, ``final``, ``history`` and
+    ``test_predictions`` are JSON. A run at chance (:func:`sgdlab.engine.diagnostics.at_chance`)
+    is a finished run: its ``status`` column says ``done``, its history and ``final`` say
     ``chance``; :meth:`Store.records` gives it status ``chance``.
 ``diagnostics``
-    ``key`` (a run's key) and ``diagnostics`` (JSON: ``History.diagnostics``, the per-layer
-    values per epoch), kept out of ``runs.history`` so that reading the runs stays light.
-    Stores made before it existed open as they are (their runs have no diagnostics); the
-    table is added when such a store is opened for writing (resume).
+    ``History.diagnostics`` per run key, kept out of ``runs.history`` so that reading the runs
+    stays light; added when an older store is opened for writing (resume).
+``sensitivity``
+    Rounding-sensitivity results per retrained run key (:mod:`.sensitivity`); absent in
+    older stores, which read as "not measured".
 
-``sensitivity`` (optional: stores written before it lack it, and read as "not measured")
-    One row per retrained run (:mod:`.sensitivity`): ``key`` (the stored run retrained with
-    its training inputs moved by one rounding step), ``result`` (JSON), ``measured``.
-
-``meta`` also holds ``data_digest``: a SHA-256 of the split dataset the runs were trained on
-(features, labels, classes of each part); ``--resume`` refuses a dataset that differs.
-A store is created in a temporary file and renamed into place (a kill leaves no store or
-a complete one); a row whose JSON cannot be read back never counts as finished.
-
-The runner writes each schedule group of runs in one transaction, so a killed study leaves
-only whole schedule groups behind and the file stays valid. Floats are stored as JSON with Python's
-``repr`` and read back bit for bit (NaN included).
+A store is created in a temporary file and renamed into place, and the runner writes each
+schedule group in one transaction, so a kill leaves no store or a valid one holding only
+whole groups. A row whose JSON cannot be read back never counts as finished. Floats are
+stored as JSON with Python's ``repr`` and read back bit for bit (NaN included).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -51,7 +39,7 @@ from ..config import RunConfig
 from ..errors import SgdlabError
 from ..provenance import machine
 from ..engine.loop import History
-from .records import RunRecord
+from .records import STATUSES, RunRecord
 
 SCHEMA = 1
 STORE_NAME = "results.sqlite"
@@ -93,6 +81,20 @@ def store_path(path) -> Path:
     return p / STORE_NAME if p.is_dir() or p.suffix != ".sqlite" else p
 
 
+def _spec_meta(spec) -> dict:
+    """The ``meta`` rows that describe the study's spec."""
+    return {"spec_toml": spec.text, "spec_source": spec.source,
+            "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
+            "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest()}
+
+
+def _says_chance(final: str) -> bool:
+    try:
+        return json.loads(final).get("status") == "chance"
+    except (TypeError, ValueError, AttributeError):  # a damaged row counts as its status column says
+        return False
+
+
 def _real(x):
     try:
         x = float(x)
@@ -120,41 +122,42 @@ class Store:
             raise SgdlabError(f"no study store at {self.path} (run `sgdlab study SPEC --out DIR` first)")
         self._con = None
         try:
-            if writable:
+            self._open()
+        except BaseException:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            raise
+
+    def _open(self) -> None:
+        """Connect, and refuse a file that is not a store this sgdlab reads."""
+        try:
+            if self.writable:
                 self._con = sqlite3.connect(self.path, timeout=30)
                 self._con.execute("PRAGMA journal_mode=WAL")
                 self._con.execute("PRAGMA synchronous=FULL")
             else:
                 self._con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-            names = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            names = self._tables()
         except (sqlite3.DatabaseError, OSError) as e:
-            if self._con is not None:
-                self._con.close()
             raise SgdlabError(f"{self.path}: not a readable sgdlab study store ({e})") from None
-        if writable and "diagnostics" not in names and {"meta", "runs"} <= names:
+        if not {"meta", "runs"} <= names:
+            raise SgdlabError(f"{self.path}: not an sgdlab study store (no meta/runs tables)")
+        if self.writable and "diagnostics" not in names:
             with self._con:
                 self._con.execute(_CREATE_DIAGNOSTICS)
             names.add("diagnostics")
         self._has_diagnostics = "diagnostics" in names
-        if not {"meta", "runs"} <= names:
-            self._con.close()
-            self._con = None
-            raise SgdlabError(f"{self.path}: not an sgdlab study store (no meta/runs tables)")
+        schema = self._meta("schema")
         try:
-            schema = self._meta("schema")
             newer = schema is None or int(schema) > SCHEMA
-        except SgdlabError:
-            self._con.close()
-            self._con = None
-            raise
-        except (sqlite3.DatabaseError, ValueError) as e:
-            self._con.close()
-            self._con = None
+        except ValueError as e:
             raise SgdlabError(f"{self.path}: damaged study store ({e})") from None
         if newer:
-            self._con.close()
-            self._con = None
             raise SgdlabError(f"{self.path}: store schema {schema!r} is not one this sgdlab reads ({SCHEMA})")
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
     @classmethod
     def create(cls, path, spec, data_digest: str | None = None) -> "Store":
@@ -164,8 +167,6 @@ class Store:
         during creation leaves either no store or a complete one. ``data_digest``
         (:func:`sgdlab.data.digest.dataset_digest`) is recorded as ``data_digest``.
         """
-        import os
-
         from .._version import __version__
         from ..outdir import write_error
 
@@ -181,10 +182,7 @@ class Store:
             with con:
                 con.executescript(_CREATE)
                 con.execute(_CREATE_DIAGNOSTICS)
-                meta = {"schema": str(SCHEMA), "spec_toml": spec.text, "spec_source": spec.source,
-                        "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
-                        "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest(),
-                        "sgdlab_version": __version__,
+                meta = {"schema": str(SCHEMA), **_spec_meta(spec), "sgdlab_version": __version__,
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         # where it is trained (CPU flags, numpy, BLAS): chaotic runs differ across machines
                         "machine": json.dumps(machine(), sort_keys=True)}
@@ -212,10 +210,7 @@ class Store:
                            "with --force")
 
     def _meta(self, key):
-        try:
-            row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        except sqlite3.DatabaseError as e:
-            raise self._damaged(e) from None
+        row = next(self._rows("SELECT value FROM meta WHERE key = ?", (key,)), None)
         return None if row is None else row[0]
 
     def spec(self) -> dict:
@@ -249,18 +244,21 @@ class Store:
             self._con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('data_digest', ?)", (digest,))
 
     def meta(self) -> dict:
-        try:
-            return dict(self._con.execute("SELECT key, value FROM meta"))
-        except sqlite3.DatabaseError as e:
-            raise self._damaged(e) from None
+        return dict(self._rows("SELECT key, value FROM meta"))
 
     def count(self, status: str | None = None) -> int:
-        try:
-            if status is None:
-                return self._con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-            return self._con.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            raise self._damaged(e) from None
+        if status is None:
+            return next(self._rows("SELECT COUNT(*) FROM runs"))[0]
+        return next(self._rows("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)))[0]
+
+    def counts(self) -> dict[str, int]:
+        """Stored runs per status as :meth:`records` gives them: ``done``, ``chance``,
+        ``diverged``, ``failed`` (a run at chance is stored as ``done``, see the module docstring)."""
+        out = {s: self.count(s) for s in ("done", "diverged", "failed")}
+        finals = self._rows("SELECT final FROM runs WHERE status = 'done'")
+        out["chance"] = sum(_says_chance(final) for (final,) in finals)
+        out["done"] -= out["chance"]
+        return {s: out[s] for s in STATUSES}
 
     def statuses(self) -> dict[str, str]:
         """``{key: status}`` of every stored run whose row can be read back; a damaged row
@@ -277,9 +275,9 @@ class Store:
             out[key] = status
         return out
 
-    def _rows(self, sql):
+    def _rows(self, sql, params=()):
         try:
-            yield from self._con.execute(sql)
+            yield from self._con.execute(sql, params)
         except sqlite3.DatabaseError as e:
             raise self._damaged(e) from None
 
@@ -324,17 +322,19 @@ class Store:
 
     def sensitivity(self) -> dict[str, dict]:
         """``{run key: result}`` of the rounding-sensitivity table; empty in a store without it."""
-        names = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "sensitivity" not in names:
+        if "sensitivity" not in self._tables():
             return {}
         return {k: json.loads(v) for k, v in self._con.execute("SELECT key, result FROM sensitivity")}
 
     # ------------------------------------------------------------------ writing
 
-    def write_sensitivity(self, rows: dict[str, dict]) -> None:
-        """Insert (or replace) rounding-sensitivity results ``{run key: result}``."""
+    def _check_writable(self) -> None:
         if not self.writable:
             raise SgdlabError(f"{self.path}: opened read-only")
+
+    def write_sensitivity(self, rows: dict[str, dict]) -> None:
+        """Insert (or replace) rounding-sensitivity results ``{run key: result}``."""
+        self._check_writable()
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._con:
             self._con.execute("CREATE TABLE IF NOT EXISTS sensitivity "
@@ -343,11 +343,10 @@ class Store:
                                   [(k, json.dumps(v), now) for k, v in rows.items()])
 
     def write_schedule_group(self, records: list[RunRecord], group_id: str, indices: dict[str, int],
-                    engine: str | None = None) -> None:
+                             engine: str | None = None) -> None:
         """Insert (or replace) a schedule group's records in one transaction (``group_id``:
         :func:`~sgdlab.study.expand.schedule_id`)."""
-        if not self.writable:
-            raise SgdlabError(f"{self.path}: opened read-only")
+        self._check_writable()
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         rows, diagnostics = [], []
         for r in records:
@@ -377,13 +376,9 @@ class Store:
     def replace_spec(self, spec) -> None:
         """Record ``spec`` as the study's spec: a study grown by a spec that only adds runs
         (checked by :func:`sgdlab.study.spec.check_growth` before this is called)."""
-        if not self.writable:
-            raise SgdlabError(f"{self.path}: opened read-only")
-        meta = {"spec_toml": spec.text, "spec_source": spec.source,
-                "spec_overrides": json.dumps(getattr(spec, "overrides", {}) or {}, sort_keys=True),
-                "spec_json": json.dumps(spec.to_dict(), sort_keys=True), "spec_digest": spec.digest()}
+        self._check_writable()
         with self._con:
-            self._con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+            self._con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", _spec_meta(spec).items())
 
     def close(self) -> None:
         if self._con is None:
@@ -391,7 +386,7 @@ class Store:
         if self.writable:
             # Fold the WAL back in so that a closed store is one self-contained file. This
             # needs the only connection; with a reader still open it stays a (valid) WAL store.
-            for attempt in range(10):
+            for _ in range(10):
                 try:
                     self._con.execute("PRAGMA journal_mode=DELETE")
                     break
