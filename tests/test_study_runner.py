@@ -370,4 +370,4 @@ def test_summary_counts_runs_at_chance_apart_from_done(tmp_path, capsys):
         statuses = [r.status for r in st.records()]
     n_done, n_chance = statuses.count("done"), statuses.count("chance")
     assert n_done and n_chance and n_done + n_chance == 4
-    assert len(summary) == 1 and "4/4 runs in" in summary[0] and f"({n_done} done, {n_chance} chance)" in summary[0]
+    assert len(summary) == 1 and "4/4 runs in" in summary[0] and f"({n_done} done, {n_chance} at chance)" in summary[0]

@@ -77,7 +77,7 @@ def run_and_report(spec, out: Path, args, resume_hint: str, resume_same: bool = 
 
 def _summary(spec, res) -> None:
     stored = sum(res.counts.values())
-    counts = ", ".join(f"{n} {s}" for s, n in res.counts.items() if n)
+    counts = ", ".join(f"{n} {'at chance' if s == 'chance' else s}" for s, n in res.counts.items() if n)
     if res.ran:
         where = f"{res.jobs} process{'es' if res.jobs > 1 else ''}" if res.backend == "local" else "dask"
         did = f"{res.ran} trained now in {_duration(res.seconds)} on {where} ({res.engine} engine)"
