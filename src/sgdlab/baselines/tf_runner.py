@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from contextlib import suppress
 
 import numpy as np
 
@@ -54,26 +55,16 @@ def _import():
         raise NotInstalled("tensorflow", type(e).__name__) from None
     if not _configured:
         _configured = True
-        try:
+        with suppress(RuntimeError):  # the runtime was already started by someone else
             tf.config.threading.set_intra_op_parallelism_threads(1)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # the runtime was already started by someone else
-            pass
-        try:
+        with suppress(Exception):
             tf.get_logger().setLevel("ERROR")
-        except Exception:
-            pass
     return tf
 
 
 def version() -> str:
     return _import().__version__
-
-
-def _check(config):
-    if config.activation != "sigmoid" or (config.output_activation, config.cost) not in (
-            ("sigmoid", "ce"), ("softmax", "cce")):
-        raise ValueError("tensorflow baseline: sigmoid hidden layers with sigmoid + ce or softmax + cce only")
 
 
 def _params(model) -> list[np.ndarray]:
@@ -82,7 +73,9 @@ def _params(model) -> list[np.ndarray]:
 
 def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
     tf = _import()
-    _check(config)
+    if config.activation != "sigmoid" or (config.output_activation, config.cost) not in (
+            ("sigmoid", "ce"), ("softmax", "cce")):
+        raise ValueError("tensorflow baseline: sigmoid hidden layers with sigmoid + ce or softmax + cce only")
     out = SeedRun("tensorflow", variant.key, seed, variant.dtype, variant.init, tf.__version__)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

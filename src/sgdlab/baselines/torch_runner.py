@@ -62,18 +62,13 @@ def loss_fn(torch, cost: str):
 
 
 def params_of(model) -> list[np.ndarray]:
-    """[W0, b0, W1, b1, ...] in sgdlab's layout, float64 copies."""
-    out = []
-    for layer in model:
-        if hasattr(layer, "weight"):
-            out.append(layer.weight.detach().cpu().numpy().T.astype(np.float64))
-            out.append(layer.bias.detach().cpu().numpy().astype(np.float64))
-    return out
+    """[W0, b0, W1, b1, ...] in sgdlab's layout, float64 copies (``.T`` leaves a 1-D bias as is)."""
+    return [p.detach().cpu().numpy().T.astype(np.float64) for p in model.parameters()]
 
 
 def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
     torch = _import()
-    dt = {"float64": torch.float64, "float32": torch.float32}[variant.dtype]
+    dt = getattr(torch, variant.dtype)
     out = SeedRun("torch", variant.key, seed, variant.dtype, variant.init, torch.__version__)
     if config.activation != "sigmoid" or config.output_activation not in ("sigmoid", "softmax"):
         raise ValueError("torch baseline: sigmoid hidden layers with a sigmoid or softmax output only")
