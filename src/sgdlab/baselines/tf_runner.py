@@ -67,10 +67,6 @@ def version() -> str:
     return _import().__version__
 
 
-def _params(model) -> list[np.ndarray]:
-    return [np.array(p, dtype=np.float64) for p in model.get_weights()]
-
-
 def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
     tf = _import()
     if config.activation != "sigmoid" or (config.output_activation, config.cost) not in (
@@ -126,7 +122,8 @@ def _run_shared(tf, config, data, ref, out):
 
     opt.build(model.trainable_variables)
     step.get_concrete_function()  # trace once, outside the timing
-    return train_epochs(out, data, ref.perms, feed, step, predict, lambda: _params(model))
+    return train_epochs(out, data, ref.perms, feed, step, predict,
+                        lambda: [np.array(p, dtype=np.float64) for p in model.get_weights()])
 
 
 def _run_own(tf, config, data, seed, out):
