@@ -180,15 +180,13 @@ class Diverged(Exception):
 
 
 def train_epochs(out: SeedRun, data: Dataset, orders, feed, step, predict, params=None) -> SeedRun:
-    """Train one framework's model epoch by epoch and fill ``out`` (status, accuracies, time, trajectory).
+    """Train epoch by epoch and fill ``out``: status, accuracies, training seconds, trajectory.
 
-    ``orders`` has one entry per epoch (sgdlab's permutation of the training rows, or None
-    where the framework shuffles); ``feed(order)`` gives that epoch's ``step`` arguments,
-    prepared outside the timing; ``step(*args)`` makes one update; ``predict(X)`` gives
-    scores of shape ``(n, k)``; ``params()``, where given, the parameters ``[W0, b0, ...]``
-    in sgdlab's layout, kept after each epoch as ``out.params``. A step that raises
-    :class:`Diverged`, or non-finite parameters, ends the run as ``diverged`` (that epoch
-    unscored).
+    Per entry of ``orders`` (sgdlab's permutation, or None where the framework shuffles):
+    ``step(*args)`` for each ``args`` of ``feed(order)`` (prepared outside the timing), then
+    ``params()`` (``[W0, b0, ...]`` in sgdlab's layout; None: no trajectory) and the
+    validation score of ``predict(X)``. :class:`Diverged` or non-finite parameters end the
+    run as ``diverged``, that epoch unscored.
     """
     seconds, snapshots = 0.0, []
     for order in orders:
