@@ -131,8 +131,7 @@ def kernel_floor(results, sizes, n_train, n_eval, batch_size, dtype="float64", r
     and the delta (``np.matmul`` over a stack of ``stack`` models); each epoch, the forward
     pass on ``n_eval`` rows in blocks of ``eval_rows`` rows and ``eval_models`` models (the
     defaults are the paper grid's stacks: 60 models, seed blocks of 12, evaluation blocks of 5
-    models x 360 rows). The exps are one per unit of a sigmoid, tanh or softmax layer, per
-    training sample (forward pass) and per evaluated row.
+    models x 360 rows). The exps are counted as the module docstring says.
     """
     import numpy as np
 

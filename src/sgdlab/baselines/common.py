@@ -14,6 +14,7 @@ Parameters are exchanged in sgdlab's layout: ``W[l]`` of shape ``(fan_in, fan_ou
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -172,6 +173,44 @@ def trajectory_deviation(params: list[list[np.ndarray]], ref: list[list[np.ndarr
         per_epoch.append(max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
                              for a, b in zip(mine, theirs)))
     return max(per_epoch), per_epoch[-1]
+
+
+class Diverged(Exception):
+    """Raised by a step that refuses non-finite parameters (scikit-learn's ``partial_fit``)."""
+
+
+def train_epochs(out: SeedRun, data: Dataset, orders, feed, step, predict, params=None) -> SeedRun:
+    """Train epoch by epoch and fill ``out``: status, accuracies, training seconds, trajectory.
+
+    Per entry of ``orders`` (sgdlab's permutation, or None where the framework shuffles):
+    ``step(*args)`` for each ``args`` of ``feed(order)`` (prepared outside the timing), then
+    ``params()`` (``[W0, b0, ...]`` in sgdlab's layout; None: no trajectory) and the
+    validation score of ``predict(X)``. :class:`Diverged` or non-finite parameters end the
+    run as ``diverged``, that epoch unscored.
+    """
+    seconds, snapshots = 0.0, []
+    for order in orders:
+        feeds = feed(order)
+        t0 = time.perf_counter()
+        try:
+            for args in feeds:
+                step(*args)
+        except Diverged:
+            out.status = "diverged"
+            break
+        seconds += time.perf_counter() - t0
+        if params is not None:
+            snapshots.append(params())
+            if not all(np.isfinite(p).all() for p in snapshots[-1]):
+                out.status = "diverged"
+                snapshots.pop()
+                break
+        out.val_acc.append(accuracy(predict(data.X_val), data.y_val))
+    if out.status == "ok":
+        out.test_acc = accuracy(predict(data.X_test), data.y_test)
+    out.seconds, out.samples = seconds, len(data.y_train) * len(out.val_acc)
+    out.params = snapshots if params is not None else None
+    return out
 
 
 def accuracy(scores: np.ndarray, y: np.ndarray) -> float:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import importlib
+import itertools
 import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -103,10 +104,8 @@ def aggregate(runs: list[SeedRun], variants: list[Variant], missing: dict[str, s
         row.test_mean, row.test_std = _mean_std([r.test_acc for r in finished])
         row.seconds = _mean_std([r.seconds for r in ok])[0]
         row.samples_per_second = _mean_std([r.samples_per_second for r in ok])[0]
-        devs = [r.deviation for r in ok if r.deviation is not None]
-        row.deviation = max(devs) if devs else None
-        fdevs = [r.final_deviation for r in ok if r.final_deviation is not None]
-        row.final_deviation = max(fdevs) if fdevs else None
+        row.deviation = max((r.deviation for r in ok if r.deviation is not None), default=None)
+        row.final_deviation = max((r.final_deviation for r in ok if r.final_deviation is not None), default=None)
         row.epochs = _mean_std([r.epochs_run if r.epochs_run is not None else len(r.val_acc) for r in ok])[0]
         curves = [r.val_acc for r in finished if r.epochs_run is None and r.val_acc]
         if curves and len({len(c) for c in curves}) == 1:
@@ -165,7 +164,7 @@ def run_compare(data: Dataset, *, model_names=MODEL_NAMES, frameworks=FRAMEWORKS
                     continue
                 t0 = time.perf_counter()
                 try:
-                    ref = ref_for(v.dtype if v.dtype in ("float64", "float32") else "float64")
+                    ref = ref_for(v.dtype)
                     r = runner(v.framework).run(v, model.config, data, seed, ref)
                     if v.init == "sgdlab" and r.params:
                         r.deviation, r.final_deviation = trajectory_deviation(r.params, ref.params)
@@ -215,8 +214,7 @@ def write_compare(results: dict[str, ModelComparison], out: str | Path) -> list[
         raise SgdlabError(f"--out: cannot create {folder}: {e.strerror or e}") from None
     doc = {name: {"title": mc.model.title, "config": mc.model.config.to_dict(), "data": mc.data_summary,
                   "seeds": mc.seeds, "missing": mc.missing,
-                  "variants": [{"framework": v.framework, "key": v.key, "dtype": v.dtype, "init": v.init,
-                                "notes": v.notes, "models": list(v.models)} for v in mc.variants],
+                  "variants": [asdict(v) for v in mc.variants],
                   "runs": [r.to_dict() for r in mc.runs]}
            for name, mc in results.items()}
     path = folder / "runs.json"
@@ -230,11 +228,10 @@ def write_tables_and_figures(folder: str | Path) -> list[Path]:
     doc = json.loads((folder / "runs.json").read_text())
     written = []
     for name, d in doc.items():
-        variants = [Variant(v["framework"], v["key"], v["dtype"], v["init"], v["notes"], tuple(v["models"]))
-                    for v in d["variants"]]
+        variants = [Variant(**{**v, "models": tuple(v["models"])}) for v in d["variants"]]
         runs = [SeedRun.from_dict(r) for r in d["runs"]]
         rows = aggregate(runs, variants, d["missing"])
-        written += [_write_markdown(folder / f"{name}.md", name, d, rows),
+        written += [_write_markdown(folder / f"{name}.md", d, rows),
                     _write_csv(folder / f"{name}.csv", name, rows)]
         written += _write_figure(folder / f"{name}_val_acc", d, rows)
     return written
@@ -250,14 +247,10 @@ def _fmt_num(x, spec):
     return "-" if x is None or not math.isfinite(x) else format(x, spec)
 
 
-def _fmt_dev(x):
-    return "-" if x is None or not math.isfinite(x) else f"{x:.1e}"
-
-
 def _dev_cell(r: Row) -> str:
     if r.framework == "sgdlab":
-        return "reference" if r.dtype == "float64" else f"{_fmt_dev(r.deviation)} (vs float64)"
-    return _fmt_dev(r.deviation)
+        return "reference" if r.dtype == "float64" else f"{_fmt_num(r.deviation, '.1e')} (vs float64)"
+    return _fmt_num(r.deviation, ".1e")
 
 
 INIT_LABEL = {"sgdlab": "sgdlab's", "own": "own", "-": "-"}
@@ -310,7 +303,7 @@ NOTES = """\
 """
 
 
-def _write_markdown(path, name, d, rows):
+def _write_markdown(path, d, rows):
     cfg, data = d["config"], d["data"]
     sizes = "-".join(str(s) for s in data["sizes"])
     seeds = d["seeds"]
@@ -352,28 +345,22 @@ def _write_figure(stem: Path, d, rows) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    markers = iter("os^vD<>px*h")
-    drawn = 0
-    for r in rows:
-        if not r.curve:
-            continue
-        color, ls = STYLES.get(r.framework, ("k", "-"))
-        epochs = np.arange(1, len(r.curve) + 1)
-        ax.plot(epochs, r.curve, ls, color=color, marker=next(markers, "o"), markevery=max(1, len(epochs) // 10),
-                markersize=4, linewidth=1.2, alpha=0.85,
-                label=f"{r.framework} {r.variant} ({INIT_LABEL.get(r.init, r.init)} init)")
-        drawn += 1
-    data = d["data"]
     from matplotlib.ticker import MaxNLocator
 
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    curves = [r for r in rows if r.curve]
+    for r, marker in zip(curves, itertools.chain("os^vD<>px*h", itertools.repeat("o"))):
+        color, ls = STYLES.get(r.framework, ("k", "-"))
+        epochs = np.arange(1, len(r.curve) + 1)
+        ax.plot(epochs, r.curve, ls, color=color, marker=marker, markevery=max(1, len(epochs) // 10),
+                markersize=4, linewidth=1.2, alpha=0.85,
+                label=f"{r.framework} {r.variant} ({INIT_LABEL.get(r.init, r.init)} init)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation accuracy ({data['n_val']} rows), mean over {len(d['seeds'])} seed(s)")
-    ax.set_title(f"{d['title']}", fontsize=9)
+    ax.set_ylabel(f"validation accuracy ({d['data']['n_val']} rows), mean over {len(d['seeds'])} seed(s)")
+    ax.set_title(d["title"], fontsize=9)
     ax.grid(alpha=0.3)
-    if drawn:
+    if curves:
         ax.legend(fontsize=7, loc="lower right")
     else:
         ax.text(0.5, 0.5, "no per-epoch curves (no framework ran)", ha="center", transform=ax.transAxes)

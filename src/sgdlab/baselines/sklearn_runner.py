@@ -37,7 +37,7 @@ import numpy as np
 
 from ..data import Dataset
 from ..nn.network import one_hot
-from .common import NotInstalled, Reference, SeedRun, Variant, accuracy
+from .common import Diverged, NotInstalled, Reference, SeedRun, Variant, accuracy, train_epochs
 
 VARIANTS = [
     Variant("sklearn", "float64", "float64", "sgdlab",
@@ -118,31 +118,26 @@ def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> S
         # one stream, as a single fit(max_iter=epochs) would, instead of reshuffling alike.
         clf = MLPClassifier(shuffle=True, random_state=np.random.RandomState(seed), **common)
         orders = [None] * config.epochs
-    seconds, snapshots = 0.0, []
+
+    def step(Xe, Te):
+        try:
+            clf.partial_fit(Xe, Te, classes=classes)
+        except ValueError as e:  # "Solver produced non-finite parameter weights"
+            if "non-finite" not in str(e):
+                raise
+            raise Diverged from None
+
+    def params():
+        if clf._next_layer != len(ref.weights):
+            # The private hook was not called: this scikit-learn initialises differently.
+            raise RuntimeError(f"scikit-learn {sklearn.__version__} did not call MLPClassifier._init_coef; "
+                               "sgdlab's initial weights cannot be injected")
+        return _params(clf)
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        for order in orders:
-            Xe, Te = (X, T) if order is None else (X[order], T[order])
-            t0 = time.perf_counter()
-            try:
-                clf.partial_fit(Xe, Te, classes=classes)
-            except ValueError as e:  # "Solver produced non-finite parameter weights"
-                if "non-finite" not in str(e):
-                    raise
-                out.status = "diverged"
-                break
-            seconds += time.perf_counter() - t0
-            if variant.init == "sgdlab" and clf._next_layer != len(ref.weights):
-                # The private hook was not called: this scikit-learn initialises differently.
-                raise RuntimeError(f"scikit-learn {sklearn.__version__} did not call MLPClassifier._init_coef; "
-                                   "sgdlab's initial weights cannot be injected")
-            snapshots.append(_params(clf))
-            out.val_acc.append(accuracy(clf.predict_proba(data.X_val), data.y_val))
-        if out.status == "ok":
-            out.test_acc = accuracy(clf.predict_proba(data.X_test), data.y_test)
-    out.seconds, out.samples = seconds, len(data.y_train) * len(out.val_acc)
-    out.params = snapshots if variant.init == "sgdlab" else None
-    return out
+        return train_epochs(out, data, orders, lambda order: [(X, T) if order is None else (X[order], T[order])],
+                            step, clf.predict_proba, params if variant.init == "sgdlab" else None)
 
 
 def _run_defaults(variant, MLPClassifier, data, seed, out):

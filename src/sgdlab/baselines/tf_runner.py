@@ -24,13 +24,14 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from contextlib import suppress
 
 import numpy as np
 
 from ..data import Dataset
 from ..nn.network import one_hot
 from ..engine.schedule import batches  # the engines' minibatch schedule
-from .common import NotInstalled, Reference, SeedRun, Variant, accuracy
+from .common import NotInstalled, Reference, SeedRun, Variant, accuracy, train_epochs
 
 VARIANTS = [
     Variant("tensorflow", "float32", "float32", "sgdlab", "sgdlab's initial weights and minibatch order"),
@@ -54,15 +55,11 @@ def _import():
         raise NotInstalled("tensorflow", type(e).__name__) from None
     if not _configured:
         _configured = True
-        try:
+        with suppress(RuntimeError):  # the runtime was already started by someone else
             tf.config.threading.set_intra_op_parallelism_threads(1)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # the runtime was already started by someone else
-            pass
-        try:
+        with suppress(Exception):
             tf.get_logger().setLevel("ERROR")
-        except Exception:
-            pass
     return tf
 
 
@@ -70,19 +67,11 @@ def version() -> str:
     return _import().__version__
 
 
-def _check(config):
+def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
+    tf = _import()
     if config.activation != "sigmoid" or (config.output_activation, config.cost) not in (
             ("sigmoid", "ce"), ("softmax", "cce")):
         raise ValueError("tensorflow baseline: sigmoid hidden layers with sigmoid + ce or softmax + cce only")
-
-
-def _params(model) -> list[np.ndarray]:
-    return [np.array(p, dtype=np.float64) for p in model.get_weights()]
-
-
-def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
-    tf = _import()
-    _check(config)
     out = SeedRun("tensorflow", variant.key, seed, variant.dtype, variant.init, tf.__version__)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -91,19 +80,17 @@ def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> S
         return _run_shared(tf, config, data, ref, out)
 
 
-def _dense_stack(tf, sizes, dt, output, **dense_kw):
+def _dense_stack(tf, config, data, dt, output):
+    """``Sequential`` of sigmoid ``Dense`` layers and an ``output`` one (None: logits)."""
     keras = tf.keras
-    layers = [keras.Input(shape=(sizes[0],), dtype=dt)]
-    for i, units in enumerate(sizes[1:]):
-        last = i == len(sizes) - 2
-        layers.append(keras.layers.Dense(units, activation=output if last else "sigmoid", dtype=dt, **dense_kw))
-    return keras.Sequential(layers)
+    hidden = [keras.layers.Dense(units, activation="sigmoid", dtype=dt) for units in config.hidden]
+    return keras.Sequential([keras.Input(shape=(data.n_features,), dtype=dt), *hidden,
+                             keras.layers.Dense(data.n_classes, activation=output, dtype=dt)])
 
 
 def _run_shared(tf, config, data, ref, out):
     dt = out.dtype
-    sizes = [data.n_features, *config.hidden, data.n_classes]
-    model = _dense_stack(tf, sizes, dt, None)  # logits; the output activation is in the loss
+    model = _dense_stack(tf, config, data, dt, None)  # logits; the output activation is in the loss
     model.set_weights([p.astype(dt) for wb in zip(ref.weights, ref.biases) for p in wb])
     opt = tf.keras.optimizers.SGD(learning_rate=config.lr)
     k = data.n_classes
@@ -115,7 +102,7 @@ def _run_shared(tf, config, data, ref, out):
         def loss_of(logits, Y):
             return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y, logits=logits))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, sizes[0]], dt), tf.TensorSpec([None, k], dt)],
+    @tf.function(input_signature=[tf.TensorSpec([None, data.n_features], dt), tf.TensorSpec([None, k], dt)],
                  reduce_retracing=True)
     def step(x, Y):
         with tf.GradientTape() as tape:
@@ -126,33 +113,22 @@ def _run_shared(tf, config, data, ref, out):
 
     X = np.asarray(data.X_train, dtype=dt)
     Y = one_hot(data.y_train, k, dt)
-    Xv = tf.constant(np.asarray(data.X_val, dtype=dt))
-    seconds, snapshots = 0.0, []
+
+    def feed(perm):
+        return [(tf.constant(X[b]), tf.constant(Y[b])) for b in batches(perm, config.batch_size)]
+
+    def predict(rows):
+        return model(tf.constant(np.asarray(rows, dtype=dt)), training=False).numpy()
+
     opt.build(model.trainable_variables)
     step.get_concrete_function()  # trace once, outside the timing
-    for perm in ref.perms:
-        feeds = [(tf.constant(X[b]), tf.constant(Y[b])) for b in batches(perm, config.batch_size)]
-        t0 = time.perf_counter()
-        for xb, yb in feeds:
-            step(xb, yb)
-        seconds += time.perf_counter() - t0
-        snapshots.append(_params(model))
-        if not all(np.isfinite(p).all() for p in snapshots[-1]):
-            out.status = "diverged"
-            snapshots.pop()
-            break
-        out.val_acc.append(accuracy(model(Xv, training=False).numpy(), data.y_val))
-    if out.status == "ok":
-        out.test_acc = accuracy(model(tf.constant(np.asarray(data.X_test, dtype=dt)), training=False).numpy(),
-                                data.y_test)
-    out.seconds, out.samples, out.params = seconds, len(data.y_train) * len(out.val_acc), snapshots
-    return out
+    return train_epochs(out, data, ref.perms, feed, step, predict,
+                        lambda: [np.array(p, dtype=np.float64) for p in model.get_weights()])
 
 
 def _run_own(tf, config, data, seed, out):
     tf.keras.utils.set_random_seed(seed)
-    sizes = [data.n_features, *config.hidden, data.n_classes]
-    model = _dense_stack(tf, sizes, "float32", config.output_activation)
+    model = _dense_stack(tf, config, data, "float32", config.output_activation)
     loss = "binary_crossentropy" if config.cost == "ce" else "categorical_crossentropy"
     model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate=config.lr), loss=loss, metrics=["accuracy"])
     k = data.n_classes

@@ -12,13 +12,11 @@ activation does not change.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..data import Dataset
 from ..engine.schedule import batches  # the engines' minibatch schedule
-from .common import NotInstalled, Reference, SeedRun, Variant, accuracy
+from .common import NotInstalled, Reference, SeedRun, Variant, train_epochs
 
 VARIANTS = [
     Variant("torch", "float64", "float64", "sgdlab", "sgdlab's initial weights and minibatch order"),
@@ -64,18 +62,13 @@ def loss_fn(torch, cost: str):
 
 
 def params_of(model) -> list[np.ndarray]:
-    """[W0, b0, W1, b1, ...] in sgdlab's layout, float64 copies."""
-    out = []
-    for layer in model:
-        if hasattr(layer, "weight"):
-            out.append(layer.weight.detach().cpu().numpy().T.astype(np.float64))
-            out.append(layer.bias.detach().cpu().numpy().astype(np.float64))
-    return out
+    """[W0, b0, W1, b1, ...] in sgdlab's layout, float64 copies (``.T`` leaves a 1-D bias as is)."""
+    return [p.detach().cpu().numpy().T.astype(np.float64) for p in model.parameters()]
 
 
 def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> SeedRun:
     torch = _import()
-    dt = {"float64": torch.float64, "float32": torch.float32}[variant.dtype]
+    dt = getattr(torch, variant.dtype)
     out = SeedRun("torch", variant.key, seed, variant.dtype, variant.init, torch.__version__)
     if config.activation != "sigmoid" or config.output_activation not in ("sigmoid", "softmax"):
         raise ValueError("torch baseline: sigmoid hidden layers with a sigmoid or softmax output only")
@@ -89,28 +82,19 @@ def run(variant: Variant, config, data: Dataset, seed: int, ref: Reference) -> S
         X = torch.from_numpy(np.asarray(data.X_train)).to(dt)
         y = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64))
         Y = torch.nn.functional.one_hot(y, data.n_classes).to(dt)
-        Xv = torch.from_numpy(np.asarray(data.X_val)).to(dt)
-        Xt = torch.from_numpy(np.asarray(data.X_test)).to(dt)
-        seconds, snapshots = 0.0, []
-        for perm in ref.perms:
-            idx = [torch.from_numpy(b) for b in batches(perm, config.batch_size)]
-            t0 = time.perf_counter()
-            for b in idx:
-                opt.zero_grad(set_to_none=True)
-                loss = lossf(model(X[b]), Y[b], y[b])
-                loss.backward()
-                opt.step()
-            seconds += time.perf_counter() - t0
-            snapshots.append(params_of(model))
-            if not all(np.isfinite(p).all() for p in snapshots[-1]):
-                out.status = "diverged"
-                snapshots.pop()
-                break
+
+        def step(b):
+            opt.zero_grad(set_to_none=True)
+            lossf(model(X[b]), Y[b], y[b]).backward()
+            opt.step()
+
+        def feed(perm):
+            return [(torch.from_numpy(b),) for b in batches(perm, config.batch_size)]
+
+        def predict(rows):
             with torch.no_grad():
-                out.val_acc.append(accuracy(model(Xv).numpy(), data.y_val))
-        with torch.no_grad():
-            out.test_acc = accuracy(model(Xt).numpy(), data.y_test) if out.status == "ok" else float("nan")
+                return model(torch.from_numpy(np.asarray(rows)).to(dt)).numpy()
+
+        return train_epochs(out, data, ref.perms, feed, step, predict, lambda: params_of(model))
     finally:
         torch.set_num_threads(threads)
-    out.seconds, out.samples, out.params = seconds, len(data.y_train) * len(out.val_acc), snapshots
-    return out
