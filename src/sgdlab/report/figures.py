@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from ..data import Dataset
@@ -243,7 +244,7 @@ def lr_heatmap(mode: str, summaries: Sequence[CellSummary], selections: Sequence
     for i, c in enumerate(cells):
         if chosen.get(c) in lrs:
             j = lrs.index(chosen[c])
-            ax.add_patch(_rect(j, i))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.6))
     ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
     dead = {s.cell for s in selections if s.all_at_chance}
     ax.set_yticks(range(len(cells)), [("(chance) " if c in dead else "") + f"{c.cost} · {c.activation}/{c.output} · {c.init}"
@@ -256,12 +257,6 @@ def lr_heatmap(mode: str, summaries: Sequence[CellSummary], selections: Sequence
                 f"{mode} mode: learning-rate sensitivity, mean final validation accuracy (%) over seeds for "
                 "every cell (hidden/output activation) and lr; the box marks the selected lr; cells marked "
                 "(chance) learn at no lr and have none.")
-
-
-def _rect(j, i):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.6)
 
 
 def framework_note() -> str:

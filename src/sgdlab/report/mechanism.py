@@ -24,6 +24,7 @@ Definitions used in the sentences:
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -37,6 +38,8 @@ from ..engine.diagnostics import TINY_STEP, blockage
 from .document import Figure
 
 SATURATING = ("sigmoid", "tanh")
+# the diagnostic that says a layer of this activation is blocked (see the module docstring)
+BLOCKED = {"sigmoid": "saturated", "tanh": "saturated", "relu": "dead_units"}
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
@@ -45,17 +48,11 @@ def _has(r: RunRecord) -> bool:
     return bool(d) and bool(d.get("weight_norm")) and r.status != "failed"
 
 
-def _metric(activation: str) -> str:
-    return "dead_units" if activation == "relu" else "saturated"
-
-
 def blocked_share(r: RunRecord, epoch: int) -> float:
     """The run's blocked share at ``epoch`` (see the module docstring); NaN if it has no such
     row or its hidden activation neither saturates nor dies."""
-    act = r.config.activation
-    if act not in SATURATING and act != "relu":
-        return math.nan
-    rows = r.history.diagnostics.get(_metric(act)) or []
+    metric = BLOCKED.get(r.config.activation)
+    rows = (r.history.diagnostics.get(metric) or []) if metric else []
     if epoch >= len(rows):
         return math.nan
     hidden = list(r.config.hidden)
@@ -85,7 +82,7 @@ def init_sentences(records: Sequence[RunRecord]) -> list[str]:
     from scipy.stats import wilcoxon
 
     out = []
-    for act in ("sigmoid", "tanh", "relu"):
+    for act in BLOCKED:
         what = "dead" if act == "relu" else "saturated"
         parts, verdicts = [], []
         for epoch in (0, 1):
@@ -130,7 +127,7 @@ def prediction_sentences(records: Sequence[RunRecord], selections: Sequence[Sele
 
     chosen = {(s.cell, s.lr) for s in selections}
     out = []
-    for act in ("sigmoid", "tanh", "relu"):
+    for act in BLOCKED:
         what = "dead ReLUs" if act == "relu" else "saturated units"
         texts = []
         for label, keep in (("at each cell's selected lr", lambda r: (r.cell, float(r.config.lr)) in chosen),
@@ -226,24 +223,13 @@ def _band(ax, x, values, color, label=None, style="-"):
     alive = ~np.all(np.isnan(values), axis=0)
     if not alive.any():
         return
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean, low, high = np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
     ax.plot(x[alive], mean[alive], style, color=color, label=label, linewidth=1.4,
             marker="o" if alive.sum() == 1 else None, markersize=3)
     if values.shape[0] > 1:
         ax.fill_between(x[alive], low[alive], high[alive], color=color, alpha=0.18, linewidth=0)
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
 
 
 def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequence[Selection],
@@ -296,7 +282,7 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
                 axes[i, 2].set_yscale("log")
             kinds = [s.cell.activation] * (L - 1) + [s.cell.output]
             for l, kind in enumerate(kinds):
-                name = {"relu": "dead_units", "sigmoid": "saturated", "tanh": "saturated"}.get(kind)
+                name = BLOCKED.get(kind)
                 if name:
                     v = _stack([r.history.diagnostics.get(name, []) for r in with_d], L)[..., l]
                     _band(axes[i, 3], np.arange(v.shape[1]), 100 * v, LAYER_COLORS[l % len(LAYER_COLORS)],
