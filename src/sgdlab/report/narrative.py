@@ -10,10 +10,11 @@ the pairs one sentence counts; fewer than two common seeds never differ clearly.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from dataclasses import replace
+from typing import Callable, Sequence
 
 from ..study.analysis import CellSummary, Selection, best_selection, modes
-from ..study.records import RunRecord
+from ..study.records import Cell, RunRecord
 from ..study.paired import Paired, paired, with_holm
 from .tables import Comparison, lr_text, pct
 
@@ -50,18 +51,42 @@ def _signs(pairs) -> list[int]:
     return [(r.mean > 0) - (r.mean < 0) if r.significant() else 0 for r in results]
 
 
+def _tally(pairs) -> tuple[int, int, float]:
+    """Over (a, b) pairs: how often a is clearly better, clearly worse, and the mean of a − b in points."""
+    signs = _signs(pairs)
+    diffs = [a.best.val.mean - b.best.val.mean for a, b in pairs]
+    return sum(g > 0 for g in signs), sum(g < 0 for g in signs), 100 * sum(diffs) / len(diffs)
+
+
+def _pairs(selections: Sequence[Selection], keep: Callable[[Cell], bool], any_mode: bool = False,
+           **change) -> list[tuple[Selection, Selection]]:
+    """``(s, partner)`` for each selection whose cell ``keep`` accepts and whose cell with
+    ``change`` applied was run (in any mode with ``any_mode``: the first such cell)."""
+    def key(c: Cell) -> Cell:
+        return replace(c, mode="") if any_mode else c
+
+    out = []
+    for s in selections:
+        if keep(s.cell):
+            want = key(replace(s.cell, **change))
+            partner = next((t for t in selections if key(t.cell) == want), None)
+            if partner is not None:
+                out.append((s, partner))
+    return out
+
+
 def overview(records: Sequence[RunRecord], summaries: Sequence[CellSummary], selections: Sequence[Selection]) -> str:
     status = Counter(r.status for r in records)
     lrs = sorted({s.lr for s in summaries})
     seeds = sorted({r.config.seed for r in records})
-    parts = [f"The study holds {len(records)} runs: {len(selections)} cells × {len(lrs)} learning rates × "
-             f"{len(seeds)} seed{'s' * (len(seeds) != 1)}"]
+    head = (f"The study holds {len(records)} runs: {len(selections)} cells × {len(lrs)} learning rates × "
+            f"{len(seeds)} seed{'s' * (len(seeds) != 1)}")
     tail = []
     if status.get("diverged"):
         tail.append(f"{status['diverged']} diverged")
     if status.get("failed"):
         tail.append(f"{status['failed']} failed with an error")
-    s = parts[0] + ("; " + " and ".join(tail) if tail else "; none diverged or failed") + "."
+    s = head + ("; " + " and ".join(tail) if tail else "; none diverged or failed") + "."
     expected = len(selections) * len(lrs) * len(seeds)
     if expected != len(records):
         s += f" (A full grid would hold {expected} runs; some are missing.)"
@@ -134,16 +159,8 @@ def unexplained_by_output(comps: Sequence[Comparison]) -> list[str]:
 def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Selection]) -> list[str]:
     """Which combinations fail in paper mode but work with a sigmoid output (same hidden
     activation, cost and init)."""
-    pairs = []
-    for p in selections:
-        c = p.cell
-        if c.output != c.activation or c.output == "sigmoid" or c.cost not in ("ce", "mse"):
-            continue
-        match = [s for s in selections if s.cell.output == "sigmoid" and s.cell.activation == c.activation
-                 and s.cell.cost == c.cost and s.cell.init == c.init and s.cell.momentum == c.momentum
-                 and s.cell.l2 == c.l2 and s.cell.ce_outside == c.ce_outside]
-        if match:
-            pairs.append((p, match[0]))
+    pairs = _pairs(selections, lambda c: c.output == c.activation != "sigmoid" and c.cost in ("ce", "mse"),
+                   any_mode=True, output="sigmoid")
     if not pairs:
         return []
     only_output = [(p, s) for p, s in pairs if p.best.val.mean < FAIL and s.best.val.mean >= WORKS]
@@ -172,50 +189,26 @@ def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Select
 
 def softmax_vs_sigmoid(selections: Sequence[Selection]) -> list[str]:
     """Softmax + cce against sigmoid output + ce, same hidden activation and init."""
-    rows = []
-    for s in selections:
-        c = s.cell
-        if c.cost != "cce":
-            continue
-        match = [t for t in selections if t.cell.cost == "ce" and t.cell.output == "sigmoid"
-                 and t.cell.activation == c.activation and t.cell.init == c.init and t.cell.mode == c.mode
-                 and t.cell.momentum == c.momentum and t.cell.l2 == c.l2 and t.cell.ce_outside == c.ce_outside]
-        if match:
-            rows.append((s, match[0]))
+    rows = _pairs(selections, lambda c: c.cost == "cce", cost="ce", output="sigmoid")
     if not rows:
         return []
-    signs = _signs(rows)
-    wins = sum(g > 0 for g in signs)
-    losses = sum(g < 0 for g in signs)
-    diffs = [s.best.val.mean - t.best.val.mean for s, t in rows]
+    wins, losses, diff = _tally(rows)
     return [f"Softmax + categorical cross-entropy against a sigmoid output + binary cross-entropy (same hidden "
             f"activation and init, {len(rows)} pair{'s' * (len(rows) != 1)}): clearly better in {wins}, clearly worse in {losses}, "
-            f"mean difference {100 * sum(diffs) / len(diffs):+.2f} points."]
+            f"mean difference {diff:+.2f} points."]
 
 
 def init_effect(selections: Sequence[Selection]) -> list[str]:
     out = []
     for mode in modes(s.cell for s in selections):
-        pairs = []
-        for x in selections:
-            c = x.cell
-            if c.mode != mode or c.init != "xavier":
-                continue
-            g = [s for s in selections if s.cell.mode == mode and s.cell.init == "gaussian"
-                 and s.cell.cost == c.cost and s.cell.activation == c.activation and s.cell.output == c.output
-                 and s.cell.momentum == c.momentum and s.cell.l2 == c.l2 and s.cell.ce_outside == c.ce_outside]
-            if g:
-                pairs.append((x, g[0]))
+        pairs = _pairs(selections, lambda c: c.mode == mode and c.init == "xavier", init="gaussian")
         if not pairs:
             continue
-        signs = _signs(pairs)
-        xw = sum(g > 0 for g in signs)
-        gw = sum(g < 0 for g in signs)
-        diffs = [x.best.val.mean - g.best.val.mean for x, g in pairs]
+        xw, gw, diff = _tally(pairs)
         big = max(pairs, key=lambda p: abs(p[0].best.val.mean - p[1].best.val.mean))
         out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier clearly better in {xw}, "
                    f"Gaussian clearly better in {gw}, indistinguishable in {len(pairs) - xw - gw}; mean difference "
-                   f"{100 * sum(diffs) / len(diffs):+.2f} points (Xavier − Gaussian), largest for "
+                   f"{diff:+.2f} points (Xavier − Gaussian), largest for "
                    f"{big[0].cell.activation} + {_cost_words(big[0].cell)}"
                    + ("" if big[0].cell.output == big[0].cell.activation else f" ({big[0].cell.output} output)")
                    + f": {_val(big[0])} vs {_val(big[1])}.")
