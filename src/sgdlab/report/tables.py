@@ -97,15 +97,14 @@ def table1(data: Dataset) -> TableFile:
     calls the 60 % part "Test"; it is the training set)."""
     counts = data.split_counts()
     parts = ("train", "validation", "test")
-    total = sum(int(counts[p].sum()) for p in parts)
-    rows, crows = [], []
+    crows = []
     for k, cls in enumerate(data.classes):
         vals = [int(counts[p][k]) for p in parts]
-        rows.append([str(cls), *map(str, vals), str(sum(vals))])
         crows.append([str(cls), *map(str, vals), str(sum(vals))])
     sums = [int(counts[p].sum()) for p in parts]
-    rows.append(["**all**", *map(str, sums), str(total)])
-    rows.append(["fraction", *(f"{s / total:.3f}" for s in sums), "1.000"])
+    total = sum(sums)
+    rows = crows + [["**all**", *map(str, sums), str(total)],
+                    ["fraction", *(f"{s / total:.3f}" for s in sums), "1.000"]]
     crows.append(["all", *map(str, sums), str(total)])
     note = ("The paper's Table 1 labels its columns Test / Train / Validation = 1078 / 360 / 359; "
             "the 60 % part is the training set, and since every accuracy the paper reports is a "
@@ -125,11 +124,8 @@ def stat_cell(s: CellSummary, ci: bool = True) -> str:
 
 def edge_text(sel: Selection) -> str:
     """The flag of a selected lr at the end of the grid ("" inside it)."""
-    if sel.edge == "largest":
-        return " ⚠ best at the largest lr tried: the optimum may lie beyond"
-    if sel.edge == "smallest":
-        return " ⚠ best at the smallest lr tried: the optimum may lie below"
-    return ""
+    beyond = {"largest": "beyond", "smallest": "below"}.get(sel.edge)
+    return f" ⚠ best at the {sel.edge} lr tried: the optimum may lie {beyond}" if beyond else ""
 
 
 def selection_text(sel: Selection) -> str:
@@ -140,7 +136,7 @@ def selection_text(sel: Selection) -> str:
     return f"val {b.val.format()}; test {b.test.format(ci=False)}; lr {lr_text(b.lr)}{div}{edge_text(sel)}"
 
 
-def _stat_csv(prefix: str, st: Stat) -> list[str]:
+def _stat_csv(st: Stat) -> list[str]:
     ci = st.ci
     return [num(st.mean), num(st.std), num(ci[0] if ci else None), num(ci[1] if ci else None),
             num(st.min), num(st.max)]
@@ -172,7 +168,7 @@ def selected_tables(selections: Sequence[Selection], settings: dict[Cell, str],
                     b = s.best
                     crows.append([key[0], key[1], s.cell.output, init, act, num(key[3]), num(key[4]),
                                   num(b.lr), num(s.all_at_chance), s.edge or "", str(b.n), str(b.n_diverged),
-                                  *_stat_csv("val", b.val), *_stat_csv("test", b.test)])
+                                  *_stat_csv(b.val), *_stat_csv(b.test)])
             rows.append(row)
         title = group_title(key, paper)
         note = ("Accuracy in %: mean ± sample std over seeds [95 % t confidence interval of the mean] "
@@ -273,6 +269,12 @@ def _find(selections, *, cost, activation, init, output, prefer_mode) -> Selecti
     return cands[0]
 
 
+def within_seeds(sel: Selection, value: float) -> bool:
+    """Whether ``value`` lies within the range (min..max) of the seeds at ``sel``'s selected lr."""
+    v = sel.best.val
+    return v.n > 0 and v.min - 1e-9 <= value <= v.max + 1e-9
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One published number beside the reproduced ones."""
@@ -290,8 +292,7 @@ class Comparison:
         """Whether the paper's number lies within the seeds' range (min..max) at the selected lr."""
         if self.paper_mode is None or self.paper_mode.best.val.n == 0:
             return None
-        v = self.paper_mode.best.val
-        return v.min - 1e-9 <= self.paper <= v.max + 1e-9
+        return within_seeds(self.paper_mode, self.paper)
 
     @property
     def direction(self) -> str:
@@ -325,18 +326,12 @@ def comparison_table(comps: Sequence[Comparison]) -> TableFile:
         v = sel.best.val
         return f"{v.format()} (range {pct(v.min)}–{pct(v.max)}; lr {lr_text(sel.lr)})"
 
+    def vals(sel):
+        return [""] * 7 if sel is None else [num(sel.lr), *_stat_csv(sel.best.val)]
+
     for c in comps:
         rows.append([ref.TABLE_OF_COST[c.cost], c.cost, c.init, c.activation, pct(c.paper), fmt(c.paper_mode),
                      c.direction, fmt(c.corrected), fmt(c.softmax)])
-
-        def vals(sel):
-            if sel is None:
-                return ["", "", "", "", "", "", ""]
-            v = sel.best.val
-            ci = v.ci
-            return [num(sel.lr), num(v.mean), num(v.std), num(ci[0] if ci else None), num(ci[1] if ci else None),
-                    num(v.min), num(v.max)]
-
         crows.append([c.cost, c.init, c.activation, num(c.paper), c.direction,
                       *vals(c.paper_mode), *vals(c.corrected), *vals(c.softmax)])
     cols = ["lr", "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max"]
