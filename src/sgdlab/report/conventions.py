@@ -16,7 +16,7 @@ from ..nn.costs import CE_OUTSIDE
 from ..study.analysis import ACTIVATION_ORDER, INIT_ORDER, MODE_ORDER, Selection, _order, select_records
 from ..study.records import RunRecord
 from . import paper_reference as ref
-from .document import Table
+from .document import Heading, RawMarkdown, Table
 from .tables import pct, within_seeds
 
 TITLE = "The paper's unstated cross-entropy convention"
@@ -111,7 +111,6 @@ def conventions_section(records: Sequence[RunRecord], paper: bool = True, sensit
 def section(ctx) -> list:
     """The report section (:mod:`sgdlab.report.sections`): heading and Markdown, or nothing."""
     from ..study.sensitivity import sensitive_cells
-    from .document import Heading, RawMarkdown
 
     text = conventions_section(ctx.records, ref.is_paper_setting(ctx.spec),
                                sensitive_cells(ctx.records, ctx.sensitivity), ctx.selections)

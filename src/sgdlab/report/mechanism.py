@@ -35,7 +35,8 @@ from matplotlib.ticker import NullFormatter
 from ..study.analysis import Selection, cell_sort_key, modes, run_accuracy, select, summarize_cells
 from ..study.records import RunRecord
 from ..engine.diagnostics import TINY_STEP, blockage
-from .document import Figure
+from .document import Figure, Heading, RawMarkdown
+from .figures import _new, _slug, save
 
 SATURATING = ("sigmoid", "tanh")
 # the diagnostic that says a layer of this activation is blocked (see the module docstring)
@@ -186,8 +187,9 @@ def clipped_sentences(records: Sequence[RunRecord], selections: Sequence[Selecti
     return out
 
 
-_BLOCKAGE_WORDS = {"clipped": "clipped outputs", "dead_units": "dead ReLUs", "dead_rows": "ReLU layers zero on most rows",
-                   "saturated": "saturated units", "tiny_steps": f"tiny steps (update/weight ratio < {TINY_STEP:g})",
+_BLOCKAGE_WORDS = {"clipped": "clipped outputs", "dead_units": "dead ReLUs",
+                   "dead_rows": "ReLU layers zero on most rows", "saturated": "saturated units",
+                   "tiny_steps": f"tiny steps (update/weight ratio < {TINY_STEP:g})",
                    "none": "no layer mostly blocked", None: "no diagnostics"}
 
 
@@ -238,8 +240,6 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
     accuracy (train, val), gradient norm of W per layer, and blocked share per layer (saturated
     for sigmoid/tanh, dead units for ReLU, clipped outputs dashed); mean over seeds with a
     min-max band."""
-    from .figures import _new, _slug, save
-
     sels = sorted((s for s in selections if s.cell.mode == mode), key=lambda s: cell_sort_key(s.cell))
     rows = []
     for s in sels:
@@ -260,10 +260,10 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
         axes[0, j].set_title(t, fontsize=9)
     for i, (s, rs) in enumerate(rows):
         n_div = sum(r.status == "diverged" for r in rs)
-        label = s.cell.label().split(": ", 1)[1] + f"\nlr {s.lr:g}, {len(rs)} seeds" + (f", {n_div} div." if n_div else "")
+        label = (s.cell.label().split(": ", 1)[1] + f"\nlr {s.lr:g}, {len(rs)} seeds"
+                 + (f", {n_div} div." if n_div else ""))
         axes[i, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-        for j, part in enumerate(("train", "val")):
-            style = "-" if part == "train" else "--"
+        for part, style in (("train", "-"), ("val", "--")):
             loss = _stack([getattr(r.history, f"{part}_loss") for r in rs], 1)[..., 0]
             acc = _stack([getattr(r.history, f"{part}_acc") for r in rs], 1)[..., 0]
             x = np.arange(1, loss.shape[1] + 1)
@@ -362,7 +362,5 @@ def mechanism_section(records: Sequence[RunRecord], directory: Path | None = Non
 def section(ctx) -> list:
     """The report section (see :mod:`sgdlab.report.sections`): a heading, the sentences and
     the figures of :func:`mechanism_section`."""
-    from .document import Heading, RawMarkdown
-
     md, figures = mechanism_section(ctx.records, ctx.fdir, ctx.selections, ctx.diverged)
     return [Heading("Mechanism"), RawMarkdown(md), *figures]

@@ -129,8 +129,8 @@ def paper_numbers(comps: Sequence[Comparison]) -> list[str]:
         return []
     within = [c for c in done if c.holds]
     outside = [c for c in done if not c.holds]
-    out = [f"{len(within)} of the {len(done)} published validation accuracies we could compare {'lie' if len(within) != 1 else 'lies'} within the "
-           f"range of our seeds in paper mode at the selected lr"
+    out = [f"{len(within)} of the {len(done)} published validation accuracies we could compare "
+           f"{'lie' if len(within) != 1 else 'lies'} within the range of our seeds in paper mode at the selected lr"
            + (": " + "; ".join(f"{c.activation} + {c.cost}, {c.init} ({pct(c.paper)} %)" for c in within)
               if within else "") + "."]
     for word in ("higher", "lower"):
@@ -194,8 +194,8 @@ def softmax_vs_sigmoid(selections: Sequence[Selection]) -> list[str]:
         return []
     wins, losses, diff = _tally(rows)
     return [f"Softmax + categorical cross-entropy against a sigmoid output + binary cross-entropy (same hidden "
-            f"activation and init, {len(rows)} pair{'s' * (len(rows) != 1)}): clearly better in {wins}, clearly worse in {losses}, "
-            f"mean difference {diff:+.2f} points."]
+            f"activation and init, {len(rows)} pair{'s' * (len(rows) != 1)}): clearly better in {wins}, clearly worse "
+            f"in {losses}, mean difference {diff:+.2f} points."]
 
 
 def init_effect(selections: Sequence[Selection]) -> list[str]:
@@ -206,9 +206,9 @@ def init_effect(selections: Sequence[Selection]) -> list[str]:
             continue
         xw, gw, diff = _tally(pairs)
         big = max(pairs, key=lambda p: abs(p[0].best.val.mean - p[1].best.val.mean))
-        out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier clearly better in {xw}, "
-                   f"Gaussian clearly better in {gw}, indistinguishable in {len(pairs) - xw - gw}; mean difference "
-                   f"{diff:+.2f} points (Xavier − Gaussian), largest for "
+        out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier "
+                   f"clearly better in {xw}, Gaussian clearly better in {gw}, indistinguishable in "
+                   f"{len(pairs) - xw - gw}; mean difference {diff:+.2f} points (Xavier − Gaussian), largest for "
                    f"{big[0].cell.activation} + {_cost_words(big[0].cell)}"
                    + ("" if big[0].cell.output == big[0].cell.activation else f" ({big[0].cell.output} output)")
                    + f": {_val(big[0])} vs {_val(big[1])}.")

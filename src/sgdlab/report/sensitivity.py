@@ -8,7 +8,7 @@ from typing import Sequence
 from ..study.analysis import Selection, cell_sort_key, representative_run, select_records
 from ..study.records import RunRecord
 from ..study.sensitivity import CRITERION
-from .document import Table
+from .document import Heading, RawMarkdown, Table
 from .tables import pct
 
 TITLE = "Rounding-sensitive cells"
@@ -69,7 +69,5 @@ def sensitivity_section(records: Sequence[RunRecord], rows: dict[str, dict] | No
 
 def section(ctx) -> list:
     """The report section (:mod:`sgdlab.report.sections`): heading and Markdown, or nothing."""
-    from .document import Heading, RawMarkdown
-
     text = sensitivity_section(ctx.records, ctx.sensitivity, ctx.selections)
     return [Heading(TITLE), RawMarkdown(text)] if text else []

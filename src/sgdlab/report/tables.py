@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -258,15 +258,12 @@ def diverged_table(selections: Sequence[Selection], diverged: str = "zero") -> T
 # --------------------------------------------------------------------------- paper vs reproduced
 
 
-def _find(selections, *, cost, activation, init, output, prefer_mode) -> Selection | None:
-    # the paper-vs-reproduced numbers use the default ce convention (clip); the others have
-    # their own section (report/conventions.py)
-    cands = [s for s in selections if s.cell.cost == cost and s.cell.activation == activation
-             and s.cell.ce_outside == "clip" and s.cell.init == init and s.cell.output == output and not s.cell.momentum and not s.cell.l2]
-    if not cands:
-        return None
-    cands.sort(key=lambda s: (s.cell.mode != prefer_mode, s.cell.mode))
-    return cands[0]
+def _find(selections, prefer_mode: str, **fields) -> Selection | None:
+    # the paper-vs-reproduced numbers use the default ce convention (clip), no momentum, no l2;
+    # the other conventions have their own section (report/conventions.py)
+    want = Cell("", **fields)
+    cands = [s for s in selections if replace(s.cell, mode="") == want]
+    return min(cands, key=lambda s: (s.cell.mode != prefer_mode, s.cell.mode), default=None)
 
 
 def within_seeds(sel: Selection, value: float) -> bool:
