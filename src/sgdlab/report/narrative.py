@@ -167,23 +167,24 @@ def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Select
     signs = _signs([(s, p) for p, s in pairs])
     better = [(p, s) for (p, s), g in zip(pairs, signs) if (p, s) not in only_output and g > 0]
     worse = [(p, s) for (p, s), g in zip(pairs, signs) if g < 0]
+
+    def changes(group):
+        return "; ".join(f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}"
+                         for p, s in group)
+
     out = []
     if only_output:
         out.append(f"{len(only_output)} of the {len(pairs)} paper-mode combinations with a non-sigmoid output fail "
                    f"(below {pct(FAIL, 0)} %) only because of the output layer: with a sigmoid output and the same "
                    "hidden activation, cost and init they reach at least "
-                   f"{pct(WORKS, 0)} % — " + "; ".join(
-                       f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}"
-                       for p, s in only_output) + ".")
+                   f"{pct(WORKS, 0)} % — " + changes(only_output) + ".")
     else:
         out.append(f"None of the {len(pairs)} paper-mode combinations with a non-sigmoid output goes from below "
                    f"{pct(FAIL, 0)} % to at least {pct(WORKS, 0)} % when only the output layer becomes a sigmoid.")
     if better:
-        out.append("A sigmoid output also clearly improves: " + "; ".join(
-            f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}" for p, s in better) + ".")
+        out.append("A sigmoid output also clearly improves: " + changes(better) + ".")
     if worse:
-        out.append("A sigmoid output is clearly worse for: " + "; ".join(
-            f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}" for p, s in worse) + ".")
+        out.append("A sigmoid output is clearly worse for: " + changes(worse) + ".")
     return out
 
 
