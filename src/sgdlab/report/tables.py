@@ -136,6 +136,9 @@ def selection_text(sel: Selection) -> str:
     return f"val {b.val.format()}; test {b.test.format(ci=False)}; lr {lr_text(b.lr)}{div}{edge_text(sel)}"
 
 
+_STAT_CSV = ("mean", "std", "ci_low", "ci_high", "min", "max")  # the CSV columns of a Stat, as _stat_csv writes them
+
+
 def _stat_csv(st: Stat) -> list[str]:
     ci = st.ci
     return [num(st.mean), num(st.std), num(ci[0] if ci else None), num(ci[1] if ci else None),
@@ -151,9 +154,7 @@ def selected_tables(selections: Sequence[Selection], settings: dict[Cell, str],
     keys = list(groups)
     out = []
     csv_header = ["mode", "cost", "output", "init", "activation", "momentum", "l2", "lr", "all_at_chance", "lr_edge",
-                  "n", "n_diverged",
-                  "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max",
-                  "test_mean", "test_std", "test_ci_low", "test_ci_high", "test_min", "test_max"]
+                  "n", "n_diverged", *(f"{split}_{c}" for split in ("val", "test") for c in _STAT_CSV)]
     for key, sels in groups.items():
         acts = sorted({s.cell.activation for s in sels}, key=lambda a: _order(a, ACTIVATION_ORDER))
         inits = sorted({s.cell.init for s in sels}, key=lambda i: _order(i, INIT_ORDER))
@@ -331,7 +332,7 @@ def comparison_table(comps: Sequence[Comparison]) -> TableFile:
                      c.direction, fmt(c.corrected), fmt(c.softmax)])
         crows.append([c.cost, c.init, c.activation, num(c.paper), c.direction,
                       *vals(c.paper_mode), *vals(c.corrected), *vals(c.softmax)])
-    cols = ["lr", "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max"]
+    cols = ["lr", *(f"val_{c}" for c in _STAT_CSV)]
     csv_header = ["cost", "init", "activation", "paper_val", "paper_vs_seeds",
                   *(f"paper_mode_{c}" for c in cols), *(f"corrected_{c}" for c in cols),
                   *(f"softmax_cce_{c}" for c in cols)]
