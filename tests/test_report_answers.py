@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,35 @@ def test_all_at_chance_cell_and_edge_lr_are_flagged(tmp_path):
     assert grid.count("| chance |") == 3  # every lr row of the dead cell; none is ticked
     # the pair (relu, sigmoid) has one side learning: compared, not left out
     assert "Hidden activation" in md.split("## Study")[0]
+
+
+def test_divergence_finding_claims_no_selected_lr_for_a_cell_at_chance_at_every_lr(tmp_path):
+    """A cell at chance at every lr has no selected lr: its divergences are not said to
+    happen 'at the selected lr'; a cell whose every run diverged at every lr is named apart."""
+    def run(val, status="done", **kw):
+        return replace(synthetic([val], **kw), status=status)
+
+    # relu: at each lr one seed diverges and the other is at chance -> at chance at every lr,
+    # and the tie-break's lr (0.1) holds a diverged run
+    dead = [run(0.0, "diverged", activation="relu", lr=lr, seed=0) for lr in (1.0, 0.1)]
+    dead += [run(0.10, activation="relu", lr=lr, seed=1) for lr in (1.0, 0.1)]
+    gone = [run(0.0, "diverged", activation="tanh", lr=lr, seed=s) for lr in (1.0, 0.1) for s in (0, 1)]
+    # sigmoid learns, best at lr 1 where one of its two runs diverged
+    learns = [run(0.0, "diverged", activation="sigmoid", lr=1.0, seed=0),
+              run(0.99, activation="sigmoid", lr=1.0, seed=1)]
+    learns += [run(0.3, activation="sigmoid", lr=0.1, seed=s) for s in (0, 1)]
+    recs = dead + gone + learns
+    chance = majority_rate(digits().y_val)
+    sels = {s.cell.activation: s for s in select_records(recs, chance=chance)}
+    assert sels["relu"].all_at_chance and sels["relu"].best.n_diverged == 1
+    assert sels["tanh"].all_at_chance and not sels["sigmoid"].all_at_chance
+    render_records(tmp_path, recs, dict(SPEC, hidden=[16]), data=digits())
+    md = (tmp_path / "report.md").read_text()
+    [line] = [ln for ln in md.splitlines() if "runs diverged (" in ln]
+    assert "7 of 12 runs diverged (lr 1: 4/6, lr 0.1: 3/6)." in line
+    assert "In 1 cell runs diverged even at the selected lr: sigmoid + ce, xavier init (1/2 at lr 1)." in line
+    assert "In 1 cell every run diverged at every lr: tanh + ce, xavier init." in line
+    assert "relu" not in line  # neither diverged at a selected lr nor at every lr
 
 
 def test_both_at_chance_pairs_are_left_out_and_counted():

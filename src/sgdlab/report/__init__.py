@@ -137,8 +137,7 @@ def render_records(out_dir: Path, records: Sequence[RunRecord], spec: dict | Non
     selections = select(summaries, chance)
     ctx = ReportContext(out_dir, records, spec, data, data_note, diverged, summaries, selections,
                         output_settings(records), chance, paper_grid_present(spec, records),
-                        questions(records, summaries, selections, chance, diverged))
-    ctx.sensitivity = sensitivity or {}
+                        questions(records, summaries, selections, chance, diverged), sensitivity=sensitivity or {})
 
     doc = Document(f"sgdlab study report: {spec.get('name') or out_dir.name}")
     for section in SECTIONS:

@@ -16,7 +16,8 @@ from ..nn.costs import CE_OUTSIDE
 from ..study.analysis import ACTIVATION_ORDER, INIT_ORDER, MODE_ORDER, Selection, _order, select_records
 from ..study.records import RunRecord
 from . import paper_reference as ref
-from .document import Table
+from .document import Heading, RawMarkdown, Table
+from .tables import pct, within_seeds
 
 TITLE = "The paper's unstated cross-entropy convention"
 
@@ -35,15 +36,6 @@ def convention_cells(selections: Sequence[Selection]) -> dict[tuple, dict[str, S
                                                      kv[0][4], kv[0][5])))
 
 
-def _reaches(sel: Selection, value: float) -> bool:
-    v = sel.best.val
-    return v.n > 0 and v.min - 1e-9 <= value <= v.max + 1e-9
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
-
-
 def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -53,12 +45,12 @@ def sentence(key: tuple, by: dict[str, Selection], paper: float | None) -> str:
     mode, act, out, init = key[:4]
     name = f"{act}/{out} + ce, {init}"
     if paper is None:
-        spread = ", ".join(f"{conv} {_pct(by[conv].best.val.mean)} %" for conv in CE_OUTSIDE if conv in by)
+        spread = ", ".join(f"{conv} {pct(by[conv].best.val.mean)} %" for conv in CE_OUTSIDE if conv in by)
         return (f"{name} ({mode} mode): the mean validation accuracy depends on how cross-entropy treats outputs "
                 f"outside (0, 1): {spread}.")
-    reach = [conv for conv in CE_OUTSIDE if conv in by and _reaches(by[conv], paper)]
+    reach = [conv for conv in CE_OUTSIDE if conv in by and within_seeds(by[conv], paper)]
     miss = [conv for conv in CE_OUTSIDE if conv in by and conv not in reach]
-    s = (f"{name}: the published {_pct(paper)} % depends on how cross-entropy treats outputs outside (0, 1), "
+    s = (f"{name}: the published {pct(paper)} % depends on how cross-entropy treats outputs outside (0, 1), "
          "a choice the paper does not state; ")
     if not reach:
         s += f"no convention's seed range reaches it ({_names(miss)} tried)."
@@ -97,10 +89,10 @@ def conventions_section(records: Sequence[RunRecord], paper: bool = True, sensit
                 continue
             b = by[conv].best
             row = [f"{mode}: {act}/{out} + ce, {init}", conv, f"{b.lr:g}", b.val.format(ci=False),
-                   f"{_pct(b.val.min)}–{_pct(b.val.max)}", f"{b.n_diverged}/{b.n_runs}"]
+                   f"{pct(b.val.min)}–{pct(b.val.max)}", f"{b.n_diverged}/{b.n_runs}"]
             if paper:
-                row += ["—" if value is None else _pct(value),
-                        "" if value is None else ("yes" if _reaches(by[conv], value) else "no")]
+                row += ["—" if value is None else pct(value),
+                        "" if value is None else ("yes" if within_seeds(by[conv], value) else "no")]
             if sensitive is not None:
                 res = sensitive.get(by[conv].cell)
                 row.append("not measured" if res is None else ("yes" if res["sensitive"] else "no"))
@@ -119,7 +111,6 @@ def conventions_section(records: Sequence[RunRecord], paper: bool = True, sensit
 def section(ctx) -> list:
     """The report section (:mod:`sgdlab.report.sections`): heading and Markdown, or nothing."""
     from ..study.sensitivity import sensitive_cells
-    from .document import Heading, RawMarkdown
 
     text = conventions_section(ctx.records, ref.is_paper_setting(ctx.spec),
                                sensitive_cells(ctx.records, ctx.sensitivity), ctx.selections)

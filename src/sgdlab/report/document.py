@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from markdown_it import MarkdownIt
+
 
 @dataclass
 class Heading:
@@ -174,14 +176,8 @@ nav ul{columns:2;font-size:.92em}
 """
 
 
-def _markdown_it():
-    """The CommonMark renderer with pipe tables; raw HTML in the source is escaped, not passed through."""
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark", {"html": False}).enable("table")
-
-
-_MD = _markdown_it()
+# CommonMark with pipe tables; raw HTML in the source is escaped, not passed through
+_MD = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def _inline(text: str) -> str:

@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from ..data import Dataset
@@ -212,7 +213,8 @@ def curves_per_mode(records: Sequence[RunRecord], mode: str, sels: Sequence[Sele
             if j == 0:
                 ax.set_ylabel("val. accuracy (%)", fontsize=8)
     fig.suptitle(f"{mode} mode: validation accuracy per epoch at each cell's selected lr", fontsize=10)
-    cf = " In paper mode the panels of ce and mse are the paper's Figs. 6-11." if paper_setting and mode == "paper" else ""
+    cf = (" In paper mode the panels of ce and mse are the paper's Figs. 6-11."
+          if paper_setting and mode == "paper" else "")
     return save(fig, directory, f"curves_{_slug(mode)}",
                 f"{mode} mode: validation accuracy per epoch, one panel per cost/output and hidden activation, one "
                 f"line per initialisation at its selected lr (mean over seeds; band = min–max; dashed: no lr "
@@ -243,10 +245,11 @@ def lr_heatmap(mode: str, summaries: Sequence[CellSummary], selections: Sequence
     for i, c in enumerate(cells):
         if chosen.get(c) in lrs:
             j = lrs.index(chosen[c])
-            ax.add_patch(_rect(j, i))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.6))
     ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
     dead = {s.cell for s in selections if s.all_at_chance}
-    ax.set_yticks(range(len(cells)), [("(chance) " if c in dead else "") + f"{c.cost} · {c.activation}/{c.output} · {c.init}"
+    ax.set_yticks(range(len(cells)), [("(chance) " if c in dead else "")
+                                      + f"{c.cost} · {c.activation}/{c.output} · {c.init}"
                                       + (f" · m{c.momentum:g}" if c.momentum else "")
                                       + (f" · l2 {c.l2:g}" if c.l2 else "") for c in cells], fontsize=8)
     ax.set_xlabel("learning rate")
@@ -256,12 +259,6 @@ def lr_heatmap(mode: str, summaries: Sequence[CellSummary], selections: Sequence
                 f"{mode} mode: learning-rate sensitivity, mean final validation accuracy (%) over seeds for "
                 "every cell (hidden/output activation) and lr; the box marks the selected lr; cells marked "
                 "(chance) learn at no lr and have none.")
-
-
-def _rect(j, i):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.6)
 
 
 def framework_note() -> str:

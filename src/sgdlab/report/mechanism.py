@@ -24,6 +24,7 @@ Definitions used in the sentences:
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -34,9 +35,12 @@ from matplotlib.ticker import NullFormatter
 from ..study.analysis import Selection, cell_sort_key, modes, run_accuracy, select, summarize_cells
 from ..study.records import RunRecord
 from ..engine.diagnostics import TINY_STEP, blockage
-from .document import Figure
+from .document import Figure, Heading, RawMarkdown
+from .figures import _new, _slug, save
 
 SATURATING = ("sigmoid", "tanh")
+# the diagnostic that says a layer of this activation is blocked (see the module docstring)
+BLOCKED = {"sigmoid": "saturated", "tanh": "saturated", "relu": "dead_units"}
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
@@ -45,17 +49,11 @@ def _has(r: RunRecord) -> bool:
     return bool(d) and bool(d.get("weight_norm")) and r.status != "failed"
 
 
-def _metric(activation: str) -> str:
-    return "dead_units" if activation == "relu" else "saturated"
-
-
 def blocked_share(r: RunRecord, epoch: int) -> float:
     """The run's blocked share at ``epoch`` (see the module docstring); NaN if it has no such
     row or its hidden activation neither saturates nor dies."""
-    act = r.config.activation
-    if act not in SATURATING and act != "relu":
-        return math.nan
-    rows = r.history.diagnostics.get(_metric(act)) or []
+    metric = BLOCKED.get(r.config.activation)
+    rows = (r.history.diagnostics.get(metric) or []) if metric else []
     if epoch >= len(rows):
         return math.nan
     hidden = list(r.config.hidden)
@@ -85,7 +83,7 @@ def init_sentences(records: Sequence[RunRecord]) -> list[str]:
     from scipy.stats import wilcoxon
 
     out = []
-    for act in ("sigmoid", "tanh", "relu"):
+    for act in BLOCKED:
         what = "dead" if act == "relu" else "saturated"
         parts, verdicts = [], []
         for epoch in (0, 1):
@@ -130,7 +128,7 @@ def prediction_sentences(records: Sequence[RunRecord], selections: Sequence[Sele
 
     chosen = {(s.cell, s.lr) for s in selections}
     out = []
-    for act in ("sigmoid", "tanh", "relu"):
+    for act in BLOCKED:
         what = "dead ReLUs" if act == "relu" else "saturated units"
         texts = []
         for label, keep in (("at each cell's selected lr", lambda r: (r.cell, float(r.config.lr)) in chosen),
@@ -189,8 +187,9 @@ def clipped_sentences(records: Sequence[RunRecord], selections: Sequence[Selecti
     return out
 
 
-_BLOCKAGE_WORDS = {"clipped": "clipped outputs", "dead_units": "dead ReLUs", "dead_rows": "ReLU layers zero on most rows",
-                   "saturated": "saturated units", "tiny_steps": f"tiny steps (update/weight ratio < {TINY_STEP:g})",
+_BLOCKAGE_WORDS = {"clipped": "clipped outputs", "dead_units": "dead ReLUs",
+                   "dead_rows": "ReLU layers zero on most rows", "saturated": "saturated units",
+                   "tiny_steps": f"tiny steps (update/weight ratio < {TINY_STEP:g})",
                    "none": "no layer mostly blocked", None: "no diagnostics"}
 
 
@@ -226,24 +225,13 @@ def _band(ax, x, values, color, label=None, style="-"):
     alive = ~np.all(np.isnan(values), axis=0)
     if not alive.any():
         return
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean, low, high = np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
     ax.plot(x[alive], mean[alive], style, color=color, label=label, linewidth=1.4,
             marker="o" if alive.sum() == 1 else None, markersize=3)
     if values.shape[0] > 1:
         ax.fill_between(x[alive], low[alive], high[alive], color=color, alpha=0.18, linewidth=0)
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
 
 
 def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequence[Selection],
@@ -252,8 +240,6 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
     accuracy (train, val), gradient norm of W per layer, and blocked share per layer (saturated
     for sigmoid/tanh, dead units for ReLU, clipped outputs dashed); mean over seeds with a
     min-max band."""
-    from .figures import _new, _slug, save
-
     sels = sorted((s for s in selections if s.cell.mode == mode), key=lambda s: cell_sort_key(s.cell))
     rows = []
     for s in sels:
@@ -274,10 +260,10 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
         axes[0, j].set_title(t, fontsize=9)
     for i, (s, rs) in enumerate(rows):
         n_div = sum(r.status == "diverged" for r in rs)
-        label = s.cell.label().split(": ", 1)[1] + f"\nlr {s.lr:g}, {len(rs)} seeds" + (f", {n_div} div." if n_div else "")
+        label = (s.cell.label().split(": ", 1)[1] + f"\nlr {s.lr:g}, {len(rs)} seeds"
+                 + (f", {n_div} div." if n_div else ""))
         axes[i, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-        for j, part in enumerate(("train", "val")):
-            style = "-" if part == "train" else "--"
+        for part, style in (("train", "-"), ("val", "--")):
             loss = _stack([getattr(r.history, f"{part}_loss") for r in rs], 1)[..., 0]
             acc = _stack([getattr(r.history, f"{part}_acc") for r in rs], 1)[..., 0]
             x = np.arange(1, loss.shape[1] + 1)
@@ -296,7 +282,7 @@ def small_multiples(mode: str, records: Sequence[RunRecord], selections: Sequenc
                 axes[i, 2].set_yscale("log")
             kinds = [s.cell.activation] * (L - 1) + [s.cell.output]
             for l, kind in enumerate(kinds):
-                name = {"relu": "dead_units", "sigmoid": "saturated", "tanh": "saturated"}.get(kind)
+                name = BLOCKED.get(kind)
                 if name:
                     v = _stack([r.history.diagnostics.get(name, []) for r in with_d], L)[..., l]
                     _band(axes[i, 3], np.arange(v.shape[1]), 100 * v, LAYER_COLORS[l % len(LAYER_COLORS)],
@@ -376,7 +362,5 @@ def mechanism_section(records: Sequence[RunRecord], directory: Path | None = Non
 def section(ctx) -> list:
     """The report section (see :mod:`sgdlab.report.sections`): a heading, the sentences and
     the figures of :func:`mechanism_section`."""
-    from .document import Heading, RawMarkdown
-
     md, figures = mechanism_section(ctx.records, ctx.fdir, ctx.selections, ctx.diverged)
     return [Heading("Mechanism"), RawMarkdown(md), *figures]

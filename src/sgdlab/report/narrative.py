@@ -10,10 +10,11 @@ the pairs one sentence counts; fewer than two common seeds never differ clearly.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from dataclasses import replace
+from typing import Callable, Sequence
 
 from ..study.analysis import CellSummary, Selection, best_selection, modes
-from ..study.records import RunRecord
+from ..study.records import Cell, RunRecord
 from ..study.paired import Paired, paired, with_holm
 from .tables import Comparison, lr_text, pct
 
@@ -50,18 +51,42 @@ def _signs(pairs) -> list[int]:
     return [(r.mean > 0) - (r.mean < 0) if r.significant() else 0 for r in results]
 
 
+def _tally(pairs) -> tuple[int, int, float]:
+    """Over (a, b) pairs: how often a is clearly better, clearly worse, and the mean of a − b in points."""
+    signs = _signs(pairs)
+    diffs = [a.best.val.mean - b.best.val.mean for a, b in pairs]
+    return sum(g > 0 for g in signs), sum(g < 0 for g in signs), 100 * sum(diffs) / len(diffs)
+
+
+def _pairs(selections: Sequence[Selection], keep: Callable[[Cell], bool], any_mode: bool = False,
+           **change) -> list[tuple[Selection, Selection]]:
+    """``(s, partner)`` for each selection whose cell ``keep`` accepts and whose cell with
+    ``change`` applied was run (in any mode with ``any_mode``: the first such cell)."""
+    def key(c: Cell) -> Cell:
+        return replace(c, mode="") if any_mode else c
+
+    out = []
+    for s in selections:
+        if keep(s.cell):
+            want = key(replace(s.cell, **change))
+            partner = next((t for t in selections if key(t.cell) == want), None)
+            if partner is not None:
+                out.append((s, partner))
+    return out
+
+
 def overview(records: Sequence[RunRecord], summaries: Sequence[CellSummary], selections: Sequence[Selection]) -> str:
     status = Counter(r.status for r in records)
     lrs = sorted({s.lr for s in summaries})
     seeds = sorted({r.config.seed for r in records})
-    parts = [f"The study holds {len(records)} runs: {len(selections)} cells × {len(lrs)} learning rates × "
-             f"{len(seeds)} seed{'s' * (len(seeds) != 1)}"]
+    head = (f"The study holds {len(records)} runs: {len(selections)} cells × {len(lrs)} learning rates × "
+            f"{len(seeds)} seed{'s' * (len(seeds) != 1)}")
     tail = []
     if status.get("diverged"):
         tail.append(f"{status['diverged']} diverged")
     if status.get("failed"):
         tail.append(f"{status['failed']} failed with an error")
-    s = parts[0] + ("; " + " and ".join(tail) if tail else "; none diverged or failed") + "."
+    s = head + ("; " + " and ".join(tail) if tail else "; none diverged or failed") + "."
     expected = len(selections) * len(lrs) * len(seeds)
     if expected != len(records):
         s += f" (A full grid would hold {expected} runs; some are missing.)"
@@ -104,8 +129,8 @@ def paper_numbers(comps: Sequence[Comparison]) -> list[str]:
         return []
     within = [c for c in done if c.holds]
     outside = [c for c in done if not c.holds]
-    out = [f"{len(within)} of the {len(done)} published validation accuracies we could compare {'lie' if len(within) != 1 else 'lies'} within the "
-           f"range of our seeds in paper mode at the selected lr"
+    out = [f"{len(within)} of the {len(done)} published validation accuracies we could compare "
+           f"{'lie' if len(within) != 1 else 'lies'} within the range of our seeds in paper mode at the selected lr"
            + (": " + "; ".join(f"{c.activation} + {c.cost}, {c.init} ({pct(c.paper)} %)" for c in within)
               if within else "") + "."]
     for word in ("higher", "lower"):
@@ -134,88 +159,57 @@ def unexplained_by_output(comps: Sequence[Comparison]) -> list[str]:
 def output_layer(comps: Sequence[Comparison] | None, selections: Sequence[Selection]) -> list[str]:
     """Which combinations fail in paper mode but work with a sigmoid output (same hidden
     activation, cost and init)."""
-    pairs = []
-    for p in selections:
-        c = p.cell
-        if c.output != c.activation or c.output == "sigmoid" or c.cost not in ("ce", "mse"):
-            continue
-        match = [s for s in selections if s.cell.output == "sigmoid" and s.cell.activation == c.activation
-                 and s.cell.cost == c.cost and s.cell.init == c.init and s.cell.momentum == c.momentum
-                 and s.cell.l2 == c.l2 and s.cell.ce_outside == c.ce_outside]
-        if match:
-            pairs.append((p, match[0]))
+    pairs = _pairs(selections, lambda c: c.output == c.activation != "sigmoid" and c.cost in ("ce", "mse"),
+                   any_mode=True, output="sigmoid")
     if not pairs:
         return []
     only_output = [(p, s) for p, s in pairs if p.best.val.mean < FAIL and s.best.val.mean >= WORKS]
     signs = _signs([(s, p) for p, s in pairs])
     better = [(p, s) for (p, s), g in zip(pairs, signs) if (p, s) not in only_output and g > 0]
     worse = [(p, s) for (p, s), g in zip(pairs, signs) if g < 0]
+
+    def changes(group):
+        return "; ".join(f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}"
+                         for p, s in group)
+
     out = []
     if only_output:
         out.append(f"{len(only_output)} of the {len(pairs)} paper-mode combinations with a non-sigmoid output fail "
                    f"(below {pct(FAIL, 0)} %) only because of the output layer: with a sigmoid output and the same "
                    "hidden activation, cost and init they reach at least "
-                   f"{pct(WORKS, 0)} % — " + "; ".join(
-                       f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}"
-                       for p, s in only_output) + ".")
+                   f"{pct(WORKS, 0)} % — " + changes(only_output) + ".")
     else:
         out.append(f"None of the {len(pairs)} paper-mode combinations with a non-sigmoid output goes from below "
                    f"{pct(FAIL, 0)} % to at least {pct(WORKS, 0)} % when only the output layer becomes a sigmoid.")
     if better:
-        out.append("A sigmoid output also clearly improves: " + "; ".join(
-            f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}" for p, s in better) + ".")
+        out.append("A sigmoid output also clearly improves: " + changes(better) + ".")
     if worse:
-        out.append("A sigmoid output is clearly worse for: " + "; ".join(
-            f"{p.cell.activation} + {p.cell.cost}, {p.cell.init}: {_val(p)} → {_val(s)}" for p, s in worse) + ".")
+        out.append("A sigmoid output is clearly worse for: " + changes(worse) + ".")
     return out
 
 
 def softmax_vs_sigmoid(selections: Sequence[Selection]) -> list[str]:
     """Softmax + cce against sigmoid output + ce, same hidden activation and init."""
-    rows = []
-    for s in selections:
-        c = s.cell
-        if c.cost != "cce":
-            continue
-        match = [t for t in selections if t.cell.cost == "ce" and t.cell.output == "sigmoid"
-                 and t.cell.activation == c.activation and t.cell.init == c.init and t.cell.mode == c.mode
-                 and t.cell.momentum == c.momentum and t.cell.l2 == c.l2 and t.cell.ce_outside == c.ce_outside]
-        if match:
-            rows.append((s, match[0]))
+    rows = _pairs(selections, lambda c: c.cost == "cce", cost="ce", output="sigmoid")
     if not rows:
         return []
-    signs = _signs(rows)
-    wins = sum(g > 0 for g in signs)
-    losses = sum(g < 0 for g in signs)
-    diffs = [s.best.val.mean - t.best.val.mean for s, t in rows]
+    wins, losses, diff = _tally(rows)
     return [f"Softmax + categorical cross-entropy against a sigmoid output + binary cross-entropy (same hidden "
-            f"activation and init, {len(rows)} pair{'s' * (len(rows) != 1)}): clearly better in {wins}, clearly worse in {losses}, "
-            f"mean difference {100 * sum(diffs) / len(diffs):+.2f} points."]
+            f"activation and init, {len(rows)} pair{'s' * (len(rows) != 1)}): clearly better in {wins}, clearly worse "
+            f"in {losses}, mean difference {diff:+.2f} points."]
 
 
 def init_effect(selections: Sequence[Selection]) -> list[str]:
     out = []
     for mode in modes(s.cell for s in selections):
-        pairs = []
-        for x in selections:
-            c = x.cell
-            if c.mode != mode or c.init != "xavier":
-                continue
-            g = [s for s in selections if s.cell.mode == mode and s.cell.init == "gaussian"
-                 and s.cell.cost == c.cost and s.cell.activation == c.activation and s.cell.output == c.output
-                 and s.cell.momentum == c.momentum and s.cell.l2 == c.l2 and s.cell.ce_outside == c.ce_outside]
-            if g:
-                pairs.append((x, g[0]))
+        pairs = _pairs(selections, lambda c: c.mode == mode and c.init == "xavier", init="gaussian")
         if not pairs:
             continue
-        signs = _signs(pairs)
-        xw = sum(g > 0 for g in signs)
-        gw = sum(g < 0 for g in signs)
-        diffs = [x.best.val.mean - g.best.val.mean for x, g in pairs]
+        xw, gw, diff = _tally(pairs)
         big = max(pairs, key=lambda p: abs(p[0].best.val.mean - p[1].best.val.mean))
-        out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier clearly better in {xw}, "
-                   f"Gaussian clearly better in {gw}, indistinguishable in {len(pairs) - xw - gw}; mean difference "
-                   f"{100 * sum(diffs) / len(diffs):+.2f} points (Xavier − Gaussian), largest for "
+        out.append(f"Xavier vs Gaussian init in {mode} mode ({len(pairs)} pair{'s' * (len(pairs) != 1)}): Xavier "
+                   f"clearly better in {xw}, Gaussian clearly better in {gw}, indistinguishable in "
+                   f"{len(pairs) - xw - gw}; mean difference {diff:+.2f} points (Xavier − Gaussian), largest for "
                    f"{big[0].cell.activation} + {_cost_words(big[0].cell)}"
                    + ("" if big[0].cell.output == big[0].cell.activation else f" ({big[0].cell.output} output)")
                    + f": {_val(big[0])} vs {_val(big[1])}.")

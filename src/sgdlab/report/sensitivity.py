@@ -8,13 +8,10 @@ from typing import Sequence
 from ..study.analysis import Selection, cell_sort_key, representative_run, select_records
 from ..study.records import RunRecord
 from ..study.sensitivity import CRITERION
-from .document import Table
+from .document import Heading, RawMarkdown, Table
+from .tables import pct
 
 TITLE = "Rounding-sensitive cells"
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}"
 
 
 def sensitivity_section(records: Sequence[RunRecord], rows: dict[str, dict] | None,
@@ -34,7 +31,7 @@ def sensitivity_section(records: Sequence[RunRecord], rows: dict[str, dict] | No
             continue
         res = rows.get(rep.key)
         if res is None:
-            table.append([sel.cell.label(), f"{sel.lr:g}", f"`{rep.key}`", rep.engine or "", _pct(sel.best.val.mean),
+            table.append([sel.cell.label(), f"{sel.lr:g}", f"`{rep.key}`", rep.engine or "", pct(sel.best.val.mean),
                           "", "", "", "not measured"])
             continue
         measured += 1
@@ -42,8 +39,8 @@ def sensitivity_section(records: Sequence[RunRecord], rows: dict[str, dict] | No
             sensitive.append(sel.cell.label())
         changed = res.get("test_predictions_changed")
         table.append([sel.cell.label(), f"{sel.lr:g}", f"`{rep.key}`", res.get("stored_engine") or "",
-                      _pct(sel.best.val.mean), f"{_pct(res['stored_val_acc'])} ({res['stored_status']})",
-                      f"{_pct(res['val_acc'])} ({res['status']})", "" if changed is None else str(changed),
+                      pct(sel.best.val.mean), f"{pct(res['stored_val_acc'])} ({res['stored_status']})",
+                      f"{pct(res['val_acc'])} ({res['status']})", "" if changed is None else str(changed),
                       "**yes**" if res["sensitive"] else "no"])
     if not table:
         return ""
@@ -72,7 +69,5 @@ def sensitivity_section(records: Sequence[RunRecord], rows: dict[str, dict] | No
 
 def section(ctx) -> list:
     """The report section (:mod:`sgdlab.report.sections`): heading and Markdown, or nothing."""
-    from .document import Heading, RawMarkdown
-
     text = sensitivity_section(ctx.records, ctx.sensitivity, ctx.selections)
     return [Heading(TITLE), RawMarkdown(text)] if text else []

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -97,15 +97,14 @@ def table1(data: Dataset) -> TableFile:
     calls the 60 % part "Test"; it is the training set)."""
     counts = data.split_counts()
     parts = ("train", "validation", "test")
-    total = sum(int(counts[p].sum()) for p in parts)
-    rows, crows = [], []
+    crows = []
     for k, cls in enumerate(data.classes):
         vals = [int(counts[p][k]) for p in parts]
-        rows.append([str(cls), *map(str, vals), str(sum(vals))])
         crows.append([str(cls), *map(str, vals), str(sum(vals))])
     sums = [int(counts[p].sum()) for p in parts]
-    rows.append(["**all**", *map(str, sums), str(total)])
-    rows.append(["fraction", *(f"{s / total:.3f}" for s in sums), "1.000"])
+    total = sum(sums)
+    rows = crows + [["**all**", *map(str, sums), str(total)],
+                    ["fraction", *(f"{s / total:.3f}" for s in sums), "1.000"]]
     crows.append(["all", *map(str, sums), str(total)])
     note = ("The paper's Table 1 labels its columns Test / Train / Validation = 1078 / 360 / 359; "
             "the 60 % part is the training set, and since every accuracy the paper reports is a "
@@ -125,11 +124,8 @@ def stat_cell(s: CellSummary, ci: bool = True) -> str:
 
 def edge_text(sel: Selection) -> str:
     """The flag of a selected lr at the end of the grid ("" inside it)."""
-    if sel.edge == "largest":
-        return " ⚠ best at the largest lr tried: the optimum may lie beyond"
-    if sel.edge == "smallest":
-        return " ⚠ best at the smallest lr tried: the optimum may lie below"
-    return ""
+    beyond = {"largest": "beyond", "smallest": "below"}.get(sel.edge)
+    return f" ⚠ best at the {sel.edge} lr tried: the optimum may lie {beyond}" if beyond else ""
 
 
 def selection_text(sel: Selection) -> str:
@@ -140,7 +136,10 @@ def selection_text(sel: Selection) -> str:
     return f"val {b.val.format()}; test {b.test.format(ci=False)}; lr {lr_text(b.lr)}{div}{edge_text(sel)}"
 
 
-def _stat_csv(prefix: str, st: Stat) -> list[str]:
+_STAT_CSV = ("mean", "std", "ci_low", "ci_high", "min", "max")  # the CSV columns of a Stat, as _stat_csv writes them
+
+
+def _stat_csv(st: Stat) -> list[str]:
     ci = st.ci
     return [num(st.mean), num(st.std), num(ci[0] if ci else None), num(ci[1] if ci else None),
             num(st.min), num(st.max)]
@@ -155,9 +154,7 @@ def selected_tables(selections: Sequence[Selection], settings: dict[Cell, str],
     keys = list(groups)
     out = []
     csv_header = ["mode", "cost", "output", "init", "activation", "momentum", "l2", "lr", "all_at_chance", "lr_edge",
-                  "n", "n_diverged",
-                  "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max",
-                  "test_mean", "test_std", "test_ci_low", "test_ci_high", "test_min", "test_max"]
+                  "n", "n_diverged", *(f"{split}_{c}" for split in ("val", "test") for c in _STAT_CSV)]
     for key, sels in groups.items():
         acts = sorted({s.cell.activation for s in sels}, key=lambda a: _order(a, ACTIVATION_ORDER))
         inits = sorted({s.cell.init for s in sels}, key=lambda i: _order(i, INIT_ORDER))
@@ -172,7 +169,7 @@ def selected_tables(selections: Sequence[Selection], settings: dict[Cell, str],
                     b = s.best
                     crows.append([key[0], key[1], s.cell.output, init, act, num(key[3]), num(key[4]),
                                   num(b.lr), num(s.all_at_chance), s.edge or "", str(b.n), str(b.n_diverged),
-                                  *_stat_csv("val", b.val), *_stat_csv("test", b.test)])
+                                  *_stat_csv(b.val), *_stat_csv(b.test)])
             rows.append(row)
         title = group_title(key, paper)
         note = ("Accuracy in %: mean ± sample std over seeds [95 % t confidence interval of the mean] "
@@ -262,15 +259,18 @@ def diverged_table(selections: Sequence[Selection], diverged: str = "zero") -> T
 # --------------------------------------------------------------------------- paper vs reproduced
 
 
-def _find(selections, *, cost, activation, init, output, prefer_mode) -> Selection | None:
-    # the paper-vs-reproduced numbers use the default ce convention (clip); the others have
-    # their own section (report/conventions.py)
-    cands = [s for s in selections if s.cell.cost == cost and s.cell.activation == activation
-             and s.cell.ce_outside == "clip" and s.cell.init == init and s.cell.output == output and not s.cell.momentum and not s.cell.l2]
-    if not cands:
-        return None
-    cands.sort(key=lambda s: (s.cell.mode != prefer_mode, s.cell.mode))
-    return cands[0]
+def _find(selections, prefer_mode: str, **fields) -> Selection | None:
+    # the paper-vs-reproduced numbers use the default ce convention (clip), no momentum, no l2;
+    # the other conventions have their own section (report/conventions.py)
+    want = Cell("", **fields)
+    cands = [s for s in selections if replace(s.cell, mode="") == want]
+    return min(cands, key=lambda s: (s.cell.mode != prefer_mode, s.cell.mode), default=None)
+
+
+def within_seeds(sel: Selection, value: float) -> bool:
+    """Whether ``value`` lies within the range (min..max) of the seeds at ``sel``'s selected lr."""
+    v = sel.best.val
+    return v.n > 0 and v.min - 1e-9 <= value <= v.max + 1e-9
 
 
 @dataclass(frozen=True)
@@ -290,8 +290,7 @@ class Comparison:
         """Whether the paper's number lies within the seeds' range (min..max) at the selected lr."""
         if self.paper_mode is None or self.paper_mode.best.val.n == 0:
             return None
-        v = self.paper_mode.best.val
-        return v.min - 1e-9 <= self.paper <= v.max + 1e-9
+        return within_seeds(self.paper_mode, self.paper)
 
     @property
     def direction(self) -> str:
@@ -325,21 +324,15 @@ def comparison_table(comps: Sequence[Comparison]) -> TableFile:
         v = sel.best.val
         return f"{v.format()} (range {pct(v.min)}–{pct(v.max)}; lr {lr_text(sel.lr)})"
 
+    def vals(sel):
+        return [""] * 7 if sel is None else [num(sel.lr), *_stat_csv(sel.best.val)]
+
     for c in comps:
         rows.append([ref.TABLE_OF_COST[c.cost], c.cost, c.init, c.activation, pct(c.paper), fmt(c.paper_mode),
                      c.direction, fmt(c.corrected), fmt(c.softmax)])
-
-        def vals(sel):
-            if sel is None:
-                return ["", "", "", "", "", "", ""]
-            v = sel.best.val
-            ci = v.ci
-            return [num(sel.lr), num(v.mean), num(v.std), num(ci[0] if ci else None), num(ci[1] if ci else None),
-                    num(v.min), num(v.max)]
-
         crows.append([c.cost, c.init, c.activation, num(c.paper), c.direction,
                       *vals(c.paper_mode), *vals(c.corrected), *vals(c.softmax)])
-    cols = ["lr", "val_mean", "val_std", "val_ci_low", "val_ci_high", "val_min", "val_max"]
+    cols = ["lr", *(f"val_{c}" for c in _STAT_CSV)]
     csv_header = ["cost", "init", "activation", "paper_val", "paper_vs_seeds",
                   *(f"paper_mode_{c}" for c in cols), *(f"corrected_{c}" for c in cols),
                   *(f"softmax_cce_{c}" for c in cols)]

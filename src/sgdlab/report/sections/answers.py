@@ -10,8 +10,9 @@ from ...study.paired import Paired
 from ...study.questions import Comparison, Question
 from ..document import Answers
 
-AXIS_LABELS = {"cost": "Cost", "ce_outside": "Cross-entropy convention", "activation": "Hidden activation", "output": "Output layer",
-               "init": "Initialisation", "momentum": "Momentum", "l2": "L2 penalty", "lr": "Learning rate"}
+AXIS_LABELS = {"cost": "Cost", "ce_outside": "Cross-entropy convention", "activation": "Hidden activation",
+               "output": "Output layer", "init": "Initialisation", "momentum": "Momentum", "l2": "L2 penalty",
+               "lr": "Learning rate"}
 
 
 def value_text(axis: str, v) -> str:

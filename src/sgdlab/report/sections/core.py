@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ...study.analysis import CHANCE_MARGIN, best_selection, modes, representative_run
 from .. import figures as F
 from .. import narrative as N
@@ -72,7 +74,7 @@ def selected(ctx) -> list:
     out = [Heading(title)]
     for tf in sel_files:
         ctx.table(tf)
-        out.append(Table(tf.md.header, tf.md.rows, caption=tf.md.caption))
+        out.append(replace(tf.md, note=""))
     if sel_files:
         out.append(Paragraph(sel_files[0].md.note))  # the same note for every one of these tables
     return out
@@ -154,11 +156,10 @@ def frameworks(ctx) -> list:
 def grid(ctx) -> list:
     grid_file = ctx.table(T.grid_table(ctx.summaries, ctx.selections, ctx.diverged))
     ctx.table(T.runs_table(ctx.records))
-    md = grid_file.md
     return [Heading("Full grid"),
             Paragraph("Every cell at every learning rate (also in tables/grid.csv, with accuracies as fractions). "
                       "Every run, with the key `sgdlab rerun` takes to retrain it, is in tables/runs.csv."),
-            Table(md.header, md.rows, md.caption, md.note, sortable=True)]
+            replace(grid_file.md, sortable=True)]
 
 
 def files(ctx) -> list:

@@ -24,8 +24,9 @@ def payload(ctx) -> dict:
         if r.status == "failed":
             continue
         c = r.config
-        row = {"mode": r.mode, "cost": c.cost, "ce_outside": getattr(c, "ce_outside", "clip"), "activation": c.activation, "output": c.output, "init": c.init,
-               "momentum": c.momentum, "l2": c.l2, "lr": c.lr, "seed": c.seed, "status": r.status}
+        row = {"mode": r.mode, "cost": c.cost, "ce_outside": c.ce_outside, "activation": c.activation,
+               "output": c.output, "init": c.init, "momentum": c.momentum, "l2": c.l2, "lr": c.lr, "seed": c.seed,
+               "status": r.status}
         for m in METRICS:
             row[m] = _round(getattr(r.history, m, []) or [])
         runs.append(row)
