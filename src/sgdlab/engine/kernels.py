@@ -13,7 +13,9 @@ kept, for the reasons below; the readable reference is :mod:`sgdlab.nn` and
 - ``tanh(z)`` is ``1 - 2 / (1 + exp(2 z))``, not ``np.tanh``: numpy's float64 ``exp`` is about
   twice as fast as its ``tanh`` on this kind of machine (neither is vectorised without
   AVX-512). The result is within 4e-16 *absolute* of ``np.tanh`` (relative error grows for
-  ``|z| << 1``, where the absolute error is what reaches the next layer's sums);
+  ``|z| << 1``, where the absolute error is what reaches the next layer's sums). On small
+  arrays (``forward_into(name, small=True)``, the single engine's) the seven numpy calls cost
+  more than ``np.tanh``'s one, so there it is ``np.tanh``;
 - ``sigmoid(z)`` is ``1 / (1 + exp(-z))`` with ``-z`` clamped at 40: ``1 / (1 + exp(-40))``
   is already 1.0 in float32 and float64, so the clamp changes no value and keeps ``exp`` fast;
 - derivatives come from the outputs (``a (1 - a)``, ``1 - a^2``);
@@ -134,9 +136,14 @@ TIMES_DERIVATIVE = {
 }
 
 
-def forward_into(name: str):
-    """``f(z, out)``: activation ``name`` of ``z`` written into ``out`` (units on the last axis)."""
-    return FORWARD_INTO[name]
+#: the kernels that differ where arrays are small and call overhead outweighs a call's speed
+SMALL_FORWARD_INTO = {"tanh": lambda z, out: np.tanh(z, out=out)}
+
+
+def forward_into(name: str, small: bool = False):
+    """``f(z, out)``: activation ``name`` of ``z`` written into ``out`` (units on the last axis);
+    ``small``: the arrays are small (the single engine's), see :data:`SMALL_FORWARD_INTO`."""
+    return SMALL_FORWARD_INTO.get(name, FORWARD_INTO[name]) if small else FORWARD_INTO[name]
 
 
 def times_derivative(name: str):

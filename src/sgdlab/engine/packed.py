@@ -13,7 +13,7 @@ from .kernels import forward_into, output_delta_into, times_derivative
 def _samples_as_columns(name: str):
     """The kernel of activation ``name`` for ``(units, n)`` buffers: softmax normalises over the
     units, so it takes the transposed views (units last); the others are elementwise."""
-    f = forward_into(name)
+    f = forward_into(name, small=True)
     return (lambda z, out: f(z.T, out.T)) if name == "softmax" else f
 
 
