@@ -416,29 +416,25 @@ def diagnose(history, config, y_val=()) -> str | None:
         head += f" (val acc {accs[-1]:.3f}, majority class {rate:.3f})"
     if not d or not d.get("weight_norm"):
         return head + "; no diagnostics recorded"
-    f = blockage(d)
+    kind, l, share, held = blockage(d)  # not None: there are diagnostics
     L = len(d["weight_norm"][-1])
-    kinds = layer_kinds(config.activation, config.output_activation, L)
-    finding = None
-    if f is not None:
-        kind, l, share, held = f
-        where = _layer(l, L)
-        if kind == "clipped":
-            finding = (f"{_pct(share)} of the {kinds[l]} outputs clipped by ce (no gradient there) from epoch "
-                       f"{held}; try a sigmoid/softmax output or mse")
-        elif kind == "dead_units":
-            finding = (f"{_pct(share)} of the ReLUs of {where} dead (0 on every validation row) from epoch "
-                       f"{held}; try a smaller lr or a sigmoid/softmax output")
-        elif kind == "dead_rows":
-            finding = (f"every ReLU of {where} is 0 on {_pct(share)} of validation rows from epoch {held}; "
-                       "try a smaller lr or a sigmoid/softmax output")
-        elif kind == "saturated":
-            hint = "try xavier init or a smaller lr" if config.init == "gaussian" else "try a smaller lr"
-            finding = (f"{_pct(share)} of the {kinds[l]} units of {where} saturated (f' < 1 % of its maximum) "
-                       f"from epoch {held}; {hint}")
-        elif kind == "tiny_steps":
-            finding = f"the weights barely move (largest update/weight ratio {share:.1e} per step); try a larger lr"
-        else:
-            finding = (f"no dead, saturated or clipped units (largest update/weight ratio {share:.1e} per step); "
-                       "try another lr or more epochs")
-    return head + ("; " + finding if finding else "")
+    hint = "try xavier init or a smaller lr" if config.init == "gaussian" else "try a smaller lr"
+    finding = _FINDINGS[kind].format(pct=_pct(share), share=share, held=held, where=_layer(l, L), hint=hint,
+                                     activation=layer_kinds(config.activation, config.output_activation, L)[l])
+    return f"{head}; {finding}"
+
+
+#: :func:`diagnose`'s finding for each kind of :func:`blockage`
+_FINDINGS = {
+    "clipped": ("{pct} of the {activation} outputs clipped by ce (no gradient there) from epoch {held}; "
+                "try a sigmoid/softmax output or mse"),
+    "dead_units": ("{pct} of the ReLUs of {where} dead (0 on every validation row) from epoch {held}; "
+                   "try a smaller lr or a sigmoid/softmax output"),
+    "dead_rows": ("every ReLU of {where} is 0 on {pct} of validation rows from epoch {held}; "
+                  "try a smaller lr or a sigmoid/softmax output"),
+    "saturated": ("{pct} of the {activation} units of {where} saturated (f' < 1 % of its maximum) "
+                  "from epoch {held}; {hint}"),
+    "tiny_steps": "the weights barely move (largest update/weight ratio {share:.1e} per step); try a larger lr",
+    "none": ("no dead, saturated or clipped units (largest update/weight ratio {share:.1e} per step); "
+             "try another lr or more epochs"),
+}

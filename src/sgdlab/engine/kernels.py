@@ -221,19 +221,15 @@ def loss_sums(cost: str, a, Ymask, tmp, terms=None) -> np.ndarray:
     if cost == "mse":
         np.subtract(a, Ymask, out=tmp)
         return 0.5 * np.einsum("rku,rku->k", tmp, tmp)  # einsum: a fast reduction over axes 0 and 2
-    if cost == "ce:none":  # eq. 5 unclipped: NaN or inf outside (0, 1), one log per unit
+    if cost in ("ce", "ce:nielsen", "ce:none"):
         sign, offset = ce_terms(Ymask, a.dtype) if terms is None else terms
-        np.multiply(a, sign, out=tmp)
-        np.add(tmp, offset, out=tmp)
-        np.log(tmp, out=tmp)
-        return -np.einsum("rku->k", tmp)
-    if cost in ("ce", "ce:nielsen"):
-        sign, offset = ce_terms(Ymask, a.dtype) if terms is None else terms
-        np.minimum(a, 1 - eps, out=tmp)
-        np.maximum(tmp, eps, out=tmp)
-        np.multiply(tmp, sign, out=tmp)
+        clipped = cost != "ce:none"  # ce:none is eq. 5 unclipped: NaN or inf outside (0, 1)
+        if clipped:
+            np.minimum(a, 1 - eps, out=tmp)
+            np.maximum(tmp, eps, out=tmp)
+        np.multiply(tmp if clipped else a, sign, out=tmp)
         np.add(tmp, offset, out=tmp)  # c at the label, 1 - c elsewhere
-        if float(eps) ** a.shape[-1] > np.finfo(a.dtype).tiny:
+        if clipped and float(eps) ** a.shape[-1] > np.finfo(a.dtype).tiny:
             return -np.log(tmp.prod(axis=-1)).sum(axis=0)
         np.log(tmp, out=tmp)
         return -np.einsum("rku->k", tmp)

@@ -3,7 +3,7 @@ and the estimator's ``fit`` / ``partial_fit`` share."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -42,14 +42,13 @@ class Trainer:
         self.__dict__.update(state)
         self.packed = PackedNetwork(self.network)
 
-    def running(self, rows: int) -> ExitStack:
+    @contextmanager
+    def running(self, rows: int):
         """The context :meth:`epoch` and :meth:`evaluate` run in: float warnings off (a sigmoid
         of a very negative input overflows ``exp`` on the way to an exact 0), BLAS threads as
         suit the network for ``rows`` rows at a time."""
-        stack = ExitStack()
-        stack.enter_context(np.errstate(all="ignore"))
-        stack.enter_context(for_network(self.packed.sizes, rows))
-        return stack
+        with np.errstate(all="ignore"), for_network(self.packed.sizes, rows):
+            yield
 
     def epoch(self, Xa: np.ndarray, Y: np.ndarray, grad_norms=None) -> None:
         """One epoch: a fresh order from the shuffle stream, its minibatches of the rows of

@@ -175,11 +175,7 @@ class Network:
         return float(self._cost.value(self.predict_proba(X), Y))
 
     def predict_proba(self, X):
-        a = X
-        last = len(self.weights) - 1
-        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
-            a = (self._out if l == last else self._hidden).fn(a @ W + b)
-        return a
+        return self.forward(X)[1][-1]
 
     def predict(self, X):
         """Class index of the largest output per row."""
