@@ -366,9 +366,9 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             config = self._check_params()
             if classes is None:
                 raise SgdlabError("classes: must be passed on the first call to partial_fit")
-        if first and check_scale(self.scale) not in ("none", "auto") and not self.scale.startswith("divide:"):
-            raise SgdlabError(f"scale: {self.scale!r} is fitted on the data and needs fit(); partial_fit "
-                              "takes scale='none' or 'divide:K'")
+            if check_scale(self.scale) not in ("none", "auto") and not self.scale.startswith("divide:"):
+                raise SgdlabError(f"scale: {self.scale!r} is fitted on the data and needs fit(); partial_fit "
+                                  "takes scale='none' or 'divide:K'")
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C", reset=first)
         if first:
             self.scaler_ = fit_scaler(self.scale, X)

@@ -278,8 +278,7 @@ class Recorder:
         K = len(self.lr)
         norms = weight_norms(layers)
         if initial:
-            out = {n: np.full((K, self.L), np.nan) for n in NAMES[:4]}
-            out["update_ratio"] = np.full((K, self.L), np.nan)
+            out = {n: np.full((K, self.L), np.nan) for n in (*NAMES[:4], "update_ratio")}
         else:
             out = self.grads.epoch(grad_scale)
             out["update_ratio"] = self.lr[:, None] * out["grad_w_mean"] / self.previous

@@ -4,7 +4,8 @@ array, with views per layer, and the preallocated buffers of a minibatch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import groupby
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -28,13 +29,13 @@ class Segment:
     cost: str
 
 
-def _segments(costs: Sequence[str]) -> list[Segment]:
-    out: list[Segment] = []
-    for j, c in enumerate(costs):
-        if out and out[-1].cost == c:
-            out[-1].stop = j + 1
-        else:
-            out.append(Segment(j, j + 1, c))
+def _runs(values: Iterable) -> list[tuple[int, int, object]]:
+    """``(start, stop, value)`` for each run of equal consecutive ``values``."""
+    out, start = [], 0
+    for value, run in groupby(values):
+        stop = start + len(list(run))
+        out.append((start, stop, value))
+        start = stop
     return out
 
 
@@ -121,14 +122,8 @@ class Stack:
         self.first, self.blocks = self._views(self.theta)
         self.grad_first, self.grad_blocks = self._views(self.grad)
         self.weights_T = [None] + [b[:, :-1].swapaxes(1, 2) for b in self.blocks[1:]]  # (K, fan_out, fan_in)
-        self.segments = _segments([cost_rule(c.cost, c.ce_outside) for c in self.configs])
-        self.seed_blocks = []
-        for j, c in enumerate(self.configs):
-            if self.seed_blocks and self.seed_blocks[-1][2] == c.seed:
-                self.seed_blocks[-1][1] = j + 1
-            else:
-                self.seed_blocks.append([j, j + 1, c.seed])
-        self.seed_blocks = [tuple(r) for r in self.seed_blocks]
+        self.segments = [Segment(*r) for r in _runs(cost_rule(c.cost, c.ce_outside) for c in self.configs)]
+        self.seed_blocks = _runs(c.seed for c in self.configs)
         self.shared = len(self.seed_blocks) * MIN_SHARED <= K or len(self.seed_blocks) == 1
         h1 = self.layers[0][1]
         self.first_by_seed = [self.first[k0 * h1:k1 * h1].T for k0, k1, _ in self.seed_blocks]  # (n_in + 1, k * h1)

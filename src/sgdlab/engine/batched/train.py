@@ -127,12 +127,8 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise SgdlabError(f"{name}: expected a positive integer, got {value!r}")
     results: dict[int, TrainResult] = {}
-    prepared: dict[str, GroupData] = {}
-    workers = max(threads, processes)
-    stacks = plan(configs, data, max_bytes, workers)
-    for key, _ in stacks:
-        if key.dtype not in prepared:
-            prepared[key.dtype] = prepare_group_data(data, np.dtype(key.dtype))
+    stacks = plan(configs, data, max_bytes, max(threads, processes))
+    prepared = {dtype: prepare_group_data(data, np.dtype(dtype)) for dtype in {key.dtype for key, _ in stacks}}
     # the largest stacks first, so that the workers finish together
     stacks.sort(key=lambda item: -len(item[1]))
     jobs = [(key, [configs[i] for i in members], members) for key, members in stacks]
@@ -164,8 +160,7 @@ def _run_in_threads(jobs, prepared, n, results, on_epoch, diagnostics=True) -> N
         train_stack(Stack(*job), prepared[job[0].dtype], results, callback, diagnostics)
 
     with ThreadPoolExecutor(n) as pool:
-        for f in [pool.submit(run, job) for job in jobs]:
-            f.result()
+        list(pool.map(run, jobs))  # re-raises a worker's exception
 
 
 _WORKER_DATA: dict = {}
