@@ -125,8 +125,6 @@ def leaky_relu_times(delta, z, a, tmp):
     delta *= tmp
 
 
-#: ``TIMES_DERIVATIVE[name](delta, z, a, tmp)``: ``delta *= f'(z)`` in place, ``tmp`` scratch of
-#: ``delta``'s shape; None for the identity (f' = 1); softmax is absent (not elementwise).
 TIMES_DERIVATIVE = {
     "sigmoid": sigmoid_times,
     "tanh": tanh_times,
@@ -148,19 +146,17 @@ def forward_into(name: str, small: bool = False):
 
 def times_derivative(name: str):
     """``g(delta, z, a, tmp)``: ``delta *= f'(z)`` in place (``tmp`` is scratch of ``delta``'s
-    shape); None for the identity and for softmax (not elementwise)."""
+    shape), from :data:`TIMES_DERIVATIVE`; None for the identity (f' = 1) and for softmax (not
+    elementwise)."""
     return TIMES_DERIVATIVE.get(name)
 
 
 # -- the output delta ---------------------------------------------------------------------------
 
 def output_delta_into(output: str, rule: str, z, a, Y, out, tmp) -> None:
-    """dC_s/dz at the output layer into ``out`` (eq. 5-6), as :func:`sgdlab.nn.costs.output_delta`:
-    ``a - y`` where that is exact (sigmoid + ce, softmax + cce, identity + mse; times the clip
-    mask of ce and cce) and under ``ce:nielsen``, ``(a - y) f'(z)`` for mse under an elementwise
-    output, the clipped cross-entropy's chain rule for ce under another elementwise output
-    (:func:`ce_times_into`), the general chain rule otherwise. Units on the last axis; ``Y``
-    broadcasts against ``a``; ``tmp`` is scratch of ``out``'s shape."""
+    """dC_s/dz at the output layer into ``out`` (eq. 5-6), as the reference
+    :func:`sgdlab.nn.costs.output_delta`, in place where the output is elementwise. Units on the
+    last axis; ``Y`` broadcasts against ``a``; ``tmp`` is scratch of ``out``'s shape."""
     times = TIMES_DERIVATIVE.get(output)
     if uses_shortcut(output, rule):
         np.subtract(a, Y, out=out)

@@ -77,19 +77,14 @@ class StepBuffers:
 
 
 class Stack:
-    """The parameters and optimiser state of ``K`` networks of one group.
-
-    ``theta`` (flat) holds every parameter; ``first`` is the first layer's view
-    ``(K * fan_out, n_in + 1)`` (a row per unit: its weights, then its bias), ``blocks[l]`` (``l >= 1``) the view ``(K, fan_in + 1, fan_out)``
-    of a later layer (its last row is the bias); ``layer(l)`` shows any layer as
-    ``(K, fan_in + 1, fan_out)``. ``grad`` has the same layout.
-    The models are ordered by cost, then seed: ``seed_blocks`` lists ``(k0, k1, seed)`` for each
-    block of consecutive models that share a seed (and so a minibatch). ``shared``: the blocks
-    are long enough (``MIN_SHARED`` models on average) for the first layer to be one GEMM per
-    block; otherwise each model's minibatch is gathered and the first layer is per model too.
-    ``scale(n)`` ``(1, K, 1)`` multiplies the output delta: ``lr / n`` when the learning rate
-    is folded into the gradient (``lr_folded``: no momentum, no L2 in the stack, the update is
-    ``theta -= grad``), ``1 / n`` otherwise.
+    """The parameters and optimiser state of ``K`` networks of one group, in the layout that
+    :mod:`sgdlab.engine.batched` describes: ``theta`` and ``grad`` flat; ``first`` the first
+    layer's view ``(K * fan_out, n_in + 1)``, ``blocks[l]`` (``l >= 1``) a later layer's
+    ``(K, fan_in + 1, fan_out)``, ``layer(l)`` any layer as the latter; ``seed_blocks``
+    ``(k0, k1, seed)`` per block of consecutive models with one seed; ``shared``: the first
+    layer is one GEMM per seed block. ``scale(n)`` ``(1, K, 1)`` multiplies the output delta:
+    ``lr / n`` when the learning rate is folded into the gradient (``lr_folded``: no momentum
+    and no L2 in the stack), ``1 / n`` otherwise.
     """
 
     def __init__(self, key: GroupKey, configs: Sequence[RunConfig], indices: Sequence[int]):
