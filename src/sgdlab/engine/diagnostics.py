@@ -341,10 +341,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
-def _since(values: Sequence[float], level: float) -> int:
-    """The first epoch (row) from which ``values`` stay at or above ``level``."""
-    i = len(values)
-    while i > 0 and values[i - 1] >= level:
+def _since(holds: Sequence[bool]) -> int:
+    """The first epoch (row) from which ``holds`` stays True."""
+    i = len(holds)
+    while i > 0 and holds[i - 1]:
         i -= 1
     return i
 
@@ -379,7 +379,7 @@ def blockage(diagnostics: dict) -> tuple[str, int, float, int] | None:
             v = final.get(name)
             if name == "clipped" and l != L - 1 or v is None or not np.isfinite(v[l]) or v[l] < BLOCKED:
                 continue
-            return name, l, float(v[l]), _since([r[l] for r in diagnostics[name]], v[l])
+            return name, l, float(v[l]), _since([r[l] >= v[l] for r in diagnostics[name]])
     ratio = final.get("update_ratio")
     r = float(np.nanmax(ratio)) if ratio is not None and np.isfinite(ratio).any() else math.nan
     return ("tiny_steps" if r < TINY_STEP else "none"), -1, r, -1
@@ -407,9 +407,7 @@ def diagnose(history, config, y_val=()) -> str | None:
         return None
     accs = history.val_acc
     rate = majority_rate(y_val) if len(y_val) else None
-    since = len(accs)
-    while since > 0 and at_chance(accs[since - 1], rate):
-        since -= 1
+    since = _since([at_chance(acc, rate) for acc in accs])
     head = f"at chance since epoch {since + 1}" if since < len(accs) else "at chance"
     if rate is not None:
         head += f" (val acc {accs[-1]:.3f}, majority class {rate:.3f})"

@@ -59,15 +59,12 @@ class Trainer:
         theta, mask, gradient, step = packed.theta, packed.weight_mask, packed.gradient, self.optimizer.step_flat
         perm = epoch_order(self.shuffle_rng, n)
         Xs, Ys = Xa[perm], Y[perm]
-        if grad_norms is None:
-            for s in minibatches(n, self.batch_size):
-                step(theta, gradient(Xs[s], Ys[s]), mask)
-            return
-        if self._starts is None:
+        if grad_norms is not None and self._starts is None:
             self._starts, self._scratch = flat_starts(packed.sizes), np.empty_like(packed.grad)
         for s in minibatches(n, self.batch_size):
             g = gradient(Xs[s], Ys[s])
-            flat_sq_norms(g, self._starts, self._scratch, grad_norms.next())
+            if grad_norms is not None:  # before the step, which uses the gradient as scratch
+                flat_sq_norms(g, self._starts, self._scratch, grad_norms.next())
             step(theta, g, mask)
 
     def evaluate(self, Xa: np.ndarray, y: np.ndarray, Y: np.ndarray, outputs: np.ndarray | None = None):
