@@ -15,7 +15,7 @@ Backpropagation, vectorised over a minibatch of ``n`` rows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -134,10 +134,7 @@ class Network:
         return [p for wb in zip(self.weights, self.biases) for p in wb]
 
     def copy(self) -> "Network":
-        net = Network(self.sizes, self.activation, self.output, self.cost, self.dtype, self.ce_outside)
-        net.weights = [w.copy() for w in self.weights]
-        net.biases = [b.copy() for b in self.biases]
-        return net
+        return replace(self, weights=[w.copy() for w in self.weights], biases=[b.copy() for b in self.biases])
 
     # -- math -------------------------------------------------------------------------
     def forward(self, X):
