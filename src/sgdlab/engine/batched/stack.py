@@ -184,19 +184,16 @@ class Stack:
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the models where ``mask`` is False (they have finished)."""
-        old = [self.layer(l).copy() for l in range(len(self.layers))]
-        velocity = None
-        if self.velocity is not None:
-            velocity = [self.layer(l, self.velocity)[mask] for l in range(len(self.layers))]
+        flats = [f for f in (self.theta, self.velocity) if f is not None]
+        kept = [[self.layer(l, f)[mask] for l in range(len(self.layers))] for f in flats]  # copies
         self.indices = self.indices[mask]
         self.configs = [c for c, m in zip(self.configs, mask) if m]
         self._allocate(len(self.configs))
-        for l, blk in enumerate(old):
-            self.layer(l)[...] = blk[mask]
-        if velocity is not None:
+        if self.velocity is not None:
             self.velocity = np.empty_like(self.theta)
-            for l, blk in enumerate(velocity):
-                self.layer(l, self.velocity)[...] = blk
+        for flat, layers in zip((self.theta, self.velocity), kept):
+            for l, blk in enumerate(layers):
+                self.layer(l, flat)[...] = blk
         self._coefficients()
 
     def finite(self) -> np.ndarray:

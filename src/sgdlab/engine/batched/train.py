@@ -57,21 +57,18 @@ def train_stack(stack: Stack, prep: GroupData, results: dict, on_epoch: OnEpoch 
                 row = recorder.row([stack.layer(l) for l in range(L)], stats,
                                    grad_scale=1.0 / stack._factor.ravel())
             finite = np.isfinite(m[0].loss) & stack.finite()
-            keep = np.ones(stack.K, dtype=bool)
+            keep = np.empty(stack.K, dtype=bool)
             for j, (gi, c) in enumerate(zip(stack.indices.tolist(), stack.configs)):
                 book = books[gi]
-                h = book.history
                 metrics = {part: (mp.loss[j], mp.acc[j]) for part, mp in zip(("train", "val", "test"), m)}
-                if not book.record(epoch, metrics, finite[j], seconds, row, j):
-                    keep[j] = False
-                else:
+                keep[j] = book.record(epoch, metrics, finite[j], seconds, row, j)  # False: diverged
+                if keep[j]:
                     if on_epoch:
-                        on_epoch(gi, epoch, h)
-                    if book.patience_over(epoch, m[1].acc[j]) or epoch >= c.epochs:
-                        keep[j] = False
+                        on_epoch(gi, epoch, book.history)
+                    keep[j] = not (book.patience_over(epoch, m[1].acc[j]) or epoch >= c.epochs)
                 if not keep[j]:
-                    conclude(h, c, y_val)
-                    results[gi] = TrainResult(stack.network(j), h, c)
+                    conclude(book.history, c, y_val)
+                    results[gi] = TrainResult(stack.network(j), book.history, c)
             if not keep.any():
                 break
             if not keep.all():
