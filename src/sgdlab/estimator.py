@@ -271,23 +271,21 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         """``epochs`` epochs of the :class:`~sgdlab.engine.trainer.Trainer` (the fast path of
         :func:`sgdlab.train`), each followed by its metrics; early stopping on
         ``val = (X_val, y_val)`` if given."""
-        trainer, k, dtype = self._trainer, len(self.classes_), np.dtype(self.network_.dtype)
+        trainer, k, dtype = self._trainer, len(self.classes_), self.network_.dtype
         trainer.packed.pack()  # the network's current parameters (set_params or coefs_ may have changed them)
         theta = trainer.packed.theta
-        Xa, Y, n = augment(X), one_hot(yi, k, dtype), len(yi)
+        Xa, Y = augment(X), one_hot(yi, k, dtype)
+        parts = {"train": (Xa, yi, Y)}  # the features with a column of ones appended, labels, one-hot targets
         if val is not None:
-            Xa_val, y_val = augment(val[0]), val[1]
-            Y_val = one_hot(y_val, k, dtype)
+            parts["val"] = (augment(val[0]), val[1], one_hot(val[1], k, dtype))
         book = EpochBook(self._config.patience if val is not None else None, self.history_)
         best_theta = None
-        with trainer.running(max(self._config.batch_size, n)):
+        with trainer.running(max(self._config.batch_size, len(yi))):
             for _ in range(epochs):
                 trainer.epoch(Xa, Y)
                 self.n_iter_ += 1
-                self.t_ += n
-                metrics = {"train": trainer.evaluate(Xa, yi, Y)}
-                if val is not None:
-                    metrics["val"] = trainer.evaluate(Xa_val, y_val, Y_val)
+                self.t_ += len(yi)
+                metrics = {name: trainer.evaluate(*part) for name, part in parts.items()}
                 if not book.record(self.n_iter_, metrics, trainer.finite()):
                     trainer.unpack()
                     warnings.warn(f"SGDNetClassifier: training diverged at epoch {self.n_iter_} (non-finite loss "
@@ -366,9 +364,9 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
             config = self._check_params()
             if classes is None:
                 raise SgdlabError("classes: must be passed on the first call to partial_fit")
-        if first and check_scale(self.scale) not in ("none", "auto") and not self.scale.startswith("divide:"):
-            raise SgdlabError(f"scale: {self.scale!r} is fitted on the data and needs fit(); partial_fit "
-                              "takes scale='none' or 'divide:K'")
+            if check_scale(self.scale) not in ("none", "auto") and not self.scale.startswith("divide:"):
+                raise SgdlabError(f"scale: {self.scale!r} is fitted on the data and needs fit(); partial_fit "
+                                  "takes scale='none' or 'divide:K'")
         X, y = validate_data(self, X, y, dtype=self.dtype, order="C", reset=first)
         if first:
             self.scaler_ = fit_scaler(self.scale, X)

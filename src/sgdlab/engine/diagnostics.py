@@ -278,8 +278,7 @@ class Recorder:
         K = len(self.lr)
         norms = weight_norms(layers)
         if initial:
-            out = {n: np.full((K, self.L), np.nan) for n in NAMES[:4]}
-            out["update_ratio"] = np.full((K, self.L), np.nan)
+            out = {n: np.full((K, self.L), np.nan) for n in (*NAMES[:4], "update_ratio")}
         else:
             out = self.grads.epoch(grad_scale)
             out["update_ratio"] = self.lr[:, None] * out["grad_w_mean"] / self.previous
@@ -342,10 +341,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
-def _since(values: Sequence[float], level: float) -> int:
-    """The first epoch (row) from which ``values`` stay at or above ``level``."""
-    i = len(values)
-    while i > 0 and values[i - 1] >= level:
+def _since(holds: Sequence[bool]) -> int:
+    """The first epoch (row) from which ``holds`` stays True."""
+    i = len(holds)
+    while i > 0 and holds[i - 1]:
         i -= 1
     return i
 
@@ -380,7 +379,7 @@ def blockage(diagnostics: dict) -> tuple[str, int, float, int] | None:
             v = final.get(name)
             if name == "clipped" and l != L - 1 or v is None or not np.isfinite(v[l]) or v[l] < BLOCKED:
                 continue
-            return name, l, float(v[l]), _since([r[l] for r in diagnostics[name]], v[l])
+            return name, l, float(v[l]), _since([r[l] >= v[l] for r in diagnostics[name]])
     ratio = final.get("update_ratio")
     r = float(np.nanmax(ratio)) if ratio is not None and np.isfinite(ratio).any() else math.nan
     return ("tiny_steps" if r < TINY_STEP else "none"), -1, r, -1
@@ -408,37 +407,31 @@ def diagnose(history, config, y_val=()) -> str | None:
         return None
     accs = history.val_acc
     rate = majority_rate(y_val) if len(y_val) else None
-    since = len(accs)
-    while since > 0 and at_chance(accs[since - 1], rate):
-        since -= 1
+    since = _since([at_chance(acc, rate) for acc in accs])
     head = f"at chance since epoch {since + 1}" if since < len(accs) else "at chance"
     if rate is not None:
         head += f" (val acc {accs[-1]:.3f}, majority class {rate:.3f})"
     if not d or not d.get("weight_norm"):
         return head + "; no diagnostics recorded"
-    f = blockage(d)
+    kind, l, share, held = blockage(d)  # not None: there are diagnostics
     L = len(d["weight_norm"][-1])
-    kinds = layer_kinds(config.activation, config.output_activation, L)
-    finding = None
-    if f is not None:
-        kind, l, share, held = f
-        where = _layer(l, L)
-        if kind == "clipped":
-            finding = (f"{_pct(share)} of the {kinds[l]} outputs clipped by ce (no gradient there) from epoch "
-                       f"{held}; try a sigmoid/softmax output or mse")
-        elif kind == "dead_units":
-            finding = (f"{_pct(share)} of the ReLUs of {where} dead (0 on every validation row) from epoch "
-                       f"{held}; try a smaller lr or a sigmoid/softmax output")
-        elif kind == "dead_rows":
-            finding = (f"every ReLU of {where} is 0 on {_pct(share)} of validation rows from epoch {held}; "
-                       "try a smaller lr or a sigmoid/softmax output")
-        elif kind == "saturated":
-            hint = "try xavier init or a smaller lr" if config.init == "gaussian" else "try a smaller lr"
-            finding = (f"{_pct(share)} of the {kinds[l]} units of {where} saturated (f' < 1 % of its maximum) "
-                       f"from epoch {held}; {hint}")
-        elif kind == "tiny_steps":
-            finding = f"the weights barely move (largest update/weight ratio {share:.1e} per step); try a larger lr"
-        else:
-            finding = (f"no dead, saturated or clipped units (largest update/weight ratio {share:.1e} per step); "
-                       "try another lr or more epochs")
-    return head + ("; " + finding if finding else "")
+    hint = "try xavier init or a smaller lr" if config.init == "gaussian" else "try a smaller lr"
+    finding = _FINDINGS[kind].format(pct=_pct(share), share=share, held=held, where=_layer(l, L), hint=hint,
+                                     activation=layer_kinds(config.activation, config.output_activation, L)[l])
+    return f"{head}; {finding}"
+
+
+#: :func:`diagnose`'s finding for each kind of :func:`blockage`
+_FINDINGS = {
+    "clipped": ("{pct} of the {activation} outputs clipped by ce (no gradient there) from epoch {held}; "
+                "try a sigmoid/softmax output or mse"),
+    "dead_units": ("{pct} of the ReLUs of {where} dead (0 on every validation row) from epoch {held}; "
+                   "try a smaller lr or a sigmoid/softmax output"),
+    "dead_rows": ("every ReLU of {where} is 0 on {pct} of validation rows from epoch {held}; "
+                  "try a smaller lr or a sigmoid/softmax output"),
+    "saturated": ("{pct} of the {activation} units of {where} saturated (f' < 1 % of its maximum) "
+                  "from epoch {held}; {hint}"),
+    "tiny_steps": "the weights barely move (largest update/weight ratio {share:.1e} per step); try a larger lr",
+    "none": ("no dead, saturated or clipped units (largest update/weight ratio {share:.1e} per step); "
+             "try another lr or more epochs"),
+}

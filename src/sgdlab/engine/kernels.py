@@ -13,7 +13,9 @@ kept, for the reasons below; the readable reference is :mod:`sgdlab.nn` and
 - ``tanh(z)`` is ``1 - 2 / (1 + exp(2 z))``, not ``np.tanh``: numpy's float64 ``exp`` is about
   twice as fast as its ``tanh`` on this kind of machine (neither is vectorised without
   AVX-512). The result is within 4e-16 *absolute* of ``np.tanh`` (relative error grows for
-  ``|z| << 1``, where the absolute error is what reaches the next layer's sums);
+  ``|z| << 1``, where the absolute error is what reaches the next layer's sums). On small
+  arrays (``forward_into(name, small=True)``, the single engine's) the seven numpy calls cost
+  more than ``np.tanh``'s one, so there it is ``np.tanh``;
 - ``sigmoid(z)`` is ``1 / (1 + exp(-z))`` with ``-z`` clamped at 40: ``1 / (1 + exp(-40))``
   is already 1.0 in float32 and float64, so the clamp changes no value and keeps ``exp`` fast;
 - derivatives come from the outputs (``a (1 - a)``, ``1 - a^2``);
@@ -123,8 +125,6 @@ def leaky_relu_times(delta, z, a, tmp):
     delta *= tmp
 
 
-#: ``TIMES_DERIVATIVE[name](delta, z, a, tmp)``: ``delta *= f'(z)`` in place, ``tmp`` scratch of
-#: ``delta``'s shape; None for the identity (f' = 1); softmax is absent (not elementwise).
 TIMES_DERIVATIVE = {
     "sigmoid": sigmoid_times,
     "tanh": tanh_times,
@@ -134,26 +134,29 @@ TIMES_DERIVATIVE = {
 }
 
 
-def forward_into(name: str):
-    """``f(z, out)``: activation ``name`` of ``z`` written into ``out`` (units on the last axis)."""
-    return FORWARD_INTO[name]
+#: the kernels that differ where arrays are small and call overhead outweighs a call's speed
+SMALL_FORWARD_INTO = {"tanh": lambda z, out: np.tanh(z, out=out)}
+
+
+def forward_into(name: str, small: bool = False):
+    """``f(z, out)``: activation ``name`` of ``z`` written into ``out`` (units on the last axis);
+    ``small``: the arrays are small (the single engine's), see :data:`SMALL_FORWARD_INTO`."""
+    return SMALL_FORWARD_INTO.get(name, FORWARD_INTO[name]) if small else FORWARD_INTO[name]
 
 
 def times_derivative(name: str):
     """``g(delta, z, a, tmp)``: ``delta *= f'(z)`` in place (``tmp`` is scratch of ``delta``'s
-    shape); None for the identity and for softmax (not elementwise)."""
+    shape), from :data:`TIMES_DERIVATIVE`; None for the identity (f' = 1) and for softmax (not
+    elementwise)."""
     return TIMES_DERIVATIVE.get(name)
 
 
 # -- the output delta ---------------------------------------------------------------------------
 
 def output_delta_into(output: str, rule: str, z, a, Y, out, tmp) -> None:
-    """dC_s/dz at the output layer into ``out`` (eq. 5-6), as :func:`sgdlab.nn.costs.output_delta`:
-    ``a - y`` where that is exact (sigmoid + ce, softmax + cce, identity + mse; times the clip
-    mask of ce and cce) and under ``ce:nielsen``, ``(a - y) f'(z)`` for mse under an elementwise
-    output, the clipped cross-entropy's chain rule for ce under another elementwise output
-    (:func:`ce_times_into`), the general chain rule otherwise. Units on the last axis; ``Y``
-    broadcasts against ``a``; ``tmp`` is scratch of ``out``'s shape."""
+    """dC_s/dz at the output layer into ``out`` (eq. 5-6), as the reference
+    :func:`sgdlab.nn.costs.output_delta`, in place where the output is elementwise. Units on the
+    last axis; ``Y`` broadcasts against ``a``; ``tmp`` is scratch of ``out``'s shape."""
     times = TIMES_DERIVATIVE.get(output)
     if uses_shortcut(output, rule):
         np.subtract(a, Y, out=out)
@@ -214,19 +217,15 @@ def loss_sums(cost: str, a, Ymask, tmp, terms=None) -> np.ndarray:
     if cost == "mse":
         np.subtract(a, Ymask, out=tmp)
         return 0.5 * np.einsum("rku,rku->k", tmp, tmp)  # einsum: a fast reduction over axes 0 and 2
-    if cost == "ce:none":  # eq. 5 unclipped: NaN or inf outside (0, 1), one log per unit
+    if cost in ("ce", "ce:nielsen", "ce:none"):
         sign, offset = ce_terms(Ymask, a.dtype) if terms is None else terms
-        np.multiply(a, sign, out=tmp)
-        np.add(tmp, offset, out=tmp)
-        np.log(tmp, out=tmp)
-        return -np.einsum("rku->k", tmp)
-    if cost in ("ce", "ce:nielsen"):
-        sign, offset = ce_terms(Ymask, a.dtype) if terms is None else terms
-        np.minimum(a, 1 - eps, out=tmp)
-        np.maximum(tmp, eps, out=tmp)
-        np.multiply(tmp, sign, out=tmp)
+        clipped = cost != "ce:none"  # ce:none is eq. 5 unclipped: NaN or inf outside (0, 1)
+        if clipped:
+            np.minimum(a, 1 - eps, out=tmp)
+            np.maximum(tmp, eps, out=tmp)
+        np.multiply(tmp if clipped else a, sign, out=tmp)
         np.add(tmp, offset, out=tmp)  # c at the label, 1 - c elsewhere
-        if float(eps) ** a.shape[-1] > np.finfo(a.dtype).tiny:
+        if clipped and float(eps) ** a.shape[-1] > np.finfo(a.dtype).tiny:
             return -np.log(tmp.prod(axis=-1)).sum(axis=0)
         np.log(tmp, out=tmp)
         return -np.einsum("rku->k", tmp)

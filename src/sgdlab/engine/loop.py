@@ -53,35 +53,33 @@ def train(config: RunConfig, data: Dataset | None = None, *,
         data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
     init_rng, shuffle_rng = rng_streams(config.seed)
     net = network or build_network(config, data.n_features, data.n_classes, init_rng)
-    dtype = np.dtype(net.dtype)  # config.dtype, or that of the network given to continue
-    data = data.astype(dtype)
-    k = data.n_classes
-    # features with a column of ones appended, for the packed network (see PackedNetwork)
-    parts = [("train", augment(data.X_train), data.y_train, one_hot(data.y_train, k, dtype)),
-             ("val", augment(data.X_val), data.y_val, one_hot(data.y_val, k, dtype)),
-             ("test", augment(data.X_test), data.y_test, one_hot(data.y_test, k, dtype))]
+    data = data.astype(net.dtype)  # config.dtype, or that of the network given to continue
+    # per part: the features with a column of ones appended (for PackedNetwork), labels, one-hot targets
+    parts = {name: (augment(getattr(data, f"X_{name}")), y, one_hot(y, data.n_classes, net.dtype))
+             for name, y in (("train", data.y_train), ("val", data.y_val), ("test", data.y_test))}
     trainer = Trainer(net, config, shuffle_rng)
     packed = trainer.packed
     book = EpochBook(config.patience if len(data.y_val) else None)
     hist = book.history
-    n, bs = len(data.y_train), config.batch_size
-    rows = max(bs, len(data.y_train), len(data.y_val), len(data.y_test))
-    recorder = Recorder([config], packed.sizes, -(-n // bs)) if diagnostics else None
+    rows = max(config.batch_size, *(len(y) for _, y, _ in parts.values()))
+    recorder = Recorder([config], packed.sizes, -(-len(data.y_train) // config.batch_size)) if diagnostics else None
     layers = [b[None] for b in packed.blocks]
+    Xa_val = parts["val"][0]
     with trainer.running(rows):
         if recorder is not None:  # epoch 0: the initial weights
             stats = recorder.validation()
-            _validation_stats(packed, parts[1][1], stats)
+            _validation_stats(packed, Xa_val, stats)
             append_row(hist.diagnostics, recorder.row(layers, stats, initial=True))
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
-            trainer.epoch(parts[0][1], parts[0][3], None if recorder is None else recorder.grads)
+            trainer.epoch(parts["train"][0], parts["train"][2], None if recorder is None else recorder.grads)
             trainer.unpack()
             seconds = time.perf_counter() - t0
             stats = recorder.validation() if recorder is not None else None
-            metrics = {name: trainer.evaluate(Xp, yp, Yp, _validation_stats(packed, Xp, stats)
-                                              if name == "val" and stats is not None and len(yp) else None)
-                       for name, Xp, yp, Yp in parts}
+            # the validation pass feeds the diagnostics too (evaluated in turn: outputs are buffer views)
+            metrics = {name: trainer.evaluate(*part, _validation_stats(packed, Xa_val, stats)
+                                              if name == "val" and stats is not None and len(part[1]) else None)
+                       for name, part in parts.items()}
             row = recorder.row(layers, stats) if recorder is not None else None
             if not book.record(epoch, metrics, trainer.finite(), seconds, row):
                 break

@@ -13,7 +13,7 @@ from .kernels import forward_into, output_delta_into, times_derivative
 def _samples_as_columns(name: str):
     """The kernel of activation ``name`` for ``(units, n)`` buffers: softmax normalises over the
     units, so it takes the transposed views (units last); the others are elementwise."""
-    f = forward_into(name)
+    f = forward_into(name, small=True)
     return (lambda z, out: f(z.T, out.T)) if name == "softmax" else f
 
 
@@ -91,8 +91,12 @@ class PackedNetwork:
             np.copyto(self.net.biases[l], block[-1])
         return self.net
 
-    def _forward(self, Xa, buf):
-        """Forward pass (eq. 3) into ``buf``: Z_l.T = [W_l; b_l].T @ [A_{l-1}; 1], A_l = f(Z_l)."""
+    def _forward(self, Xa) -> _Buffers:
+        """Forward pass (eq. 3) into the buffers for ``len(Xa)`` rows, which it returns:
+        Z_l.T = [W_l; b_l].T @ [A_{l-1}; 1], A_l = f(Z_l)."""
+        buf = self._buffers.get(Xa.shape[0])
+        if buf is None:
+            buf = self._buffers[Xa.shape[0]] = _Buffers(self.sizes, Xa.shape[0], self.dtype)
         blocks, zs, acts, hidden_into = self.blocks, buf.z, buf.a, self._hidden_into
         prev = Xa.T
         for l in range(buf.L - 1):
@@ -101,20 +105,13 @@ class PackedNetwork:
             prev = buf.hidden[l]
         np.dot(blocks[-1].T, prev, out=zs[-1])
         self._out_into(zs[-1], acts[-1])
-
-    def _buffers_for(self, n) -> _Buffers:
-        buf = self._buffers.get(n)
-        if buf is None:
-            buf = self._buffers[n] = _Buffers(self.sizes, n, self.dtype)
         return buf
 
     def layer_outputs(self, Xa) -> list[np.ndarray]:
         """Every layer's activations for the rows of ``Xa`` (with the column of ones), samples as
         columns: ``(units, n)`` per layer, the output layer last. Views of internal buffers, as
         for :meth:`predict_proba`."""
-        buf = self._buffers_for(Xa.shape[0])
-        self._forward(Xa, buf)
-        return buf.a
+        return self._forward(Xa).a
 
     def predict_proba(self, Xa) -> np.ndarray:
         """Output activations for the rows of ``Xa`` (with the column of ones), shape ``(n, n_outputs)``.
@@ -122,9 +119,7 @@ class PackedNetwork:
         The result is a view of an internal buffer, overwritten by the next call with the
         same number of rows; copy it to keep it. Run under ``np.errstate(over="ignore")``.
         """
-        buf = self._buffers_for(Xa.shape[0])
-        self._forward(Xa, buf)
-        return buf.a[-1].T
+        return self.layer_outputs(Xa)[-1].T
 
     def gradient(self, Xa, Y) -> np.ndarray:
         """Average gradient of the minibatch cost at ``theta``, written into (and returning) ``grad``.
@@ -138,11 +133,7 @@ class PackedNetwork:
         of ``[A; 1]`` then sits after the activations in memory and every elementwise
         operation runs on contiguous arrays.
         """
-        n = Xa.shape[0]
-        buf = self._buffers.get(n)
-        if buf is None:
-            buf = self._buffers[n] = _Buffers(self.sizes, n, self.dtype)
-        self._forward(Xa, buf)
+        buf = self._forward(Xa)
         L, zs, acts, deltas, tmps = buf.L, buf.z, buf.a, buf.delta, buf.tmp
         z, a, delta = zs[-1], acts[-1], deltas[-1]
         # output delta (eq. 5-6), averaged over the minibatch; the kernel wants units last

@@ -3,7 +3,7 @@ and the estimator's ``fit`` / ``partial_fit`` share."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -42,14 +42,13 @@ class Trainer:
         self.__dict__.update(state)
         self.packed = PackedNetwork(self.network)
 
-    def running(self, rows: int) -> ExitStack:
+    @contextmanager
+    def running(self, rows: int):
         """The context :meth:`epoch` and :meth:`evaluate` run in: float warnings off (a sigmoid
         of a very negative input overflows ``exp`` on the way to an exact 0), BLAS threads as
         suit the network for ``rows`` rows at a time."""
-        stack = ExitStack()
-        stack.enter_context(np.errstate(all="ignore"))
-        stack.enter_context(for_network(self.packed.sizes, rows))
-        return stack
+        with np.errstate(all="ignore"), for_network(self.packed.sizes, rows):
+            yield
 
     def epoch(self, Xa: np.ndarray, Y: np.ndarray, grad_norms=None) -> None:
         """One epoch: a fresh order from the shuffle stream, its minibatches of the rows of
@@ -60,15 +59,12 @@ class Trainer:
         theta, mask, gradient, step = packed.theta, packed.weight_mask, packed.gradient, self.optimizer.step_flat
         perm = epoch_order(self.shuffle_rng, n)
         Xs, Ys = Xa[perm], Y[perm]
-        if grad_norms is None:
-            for s in minibatches(n, self.batch_size):
-                step(theta, gradient(Xs[s], Ys[s]), mask)
-            return
-        if self._starts is None:
+        if grad_norms is not None and self._starts is None:
             self._starts, self._scratch = flat_starts(packed.sizes), np.empty_like(packed.grad)
         for s in minibatches(n, self.batch_size):
             g = gradient(Xs[s], Ys[s])
-            flat_sq_norms(g, self._starts, self._scratch, grad_norms.next())
+            if grad_norms is not None:  # before the step, which uses the gradient as scratch
+                flat_sq_norms(g, self._starts, self._scratch, grad_norms.next())
             step(theta, g, mask)
 
     def evaluate(self, Xa: np.ndarray, y: np.ndarray, Y: np.ndarray, outputs: np.ndarray | None = None):

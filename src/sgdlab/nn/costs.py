@@ -73,15 +73,13 @@ def mse_grad(a, y):
 
 def ce_value(a, y):
     """CE = -1/n sum_s sum_j [y log c + (1-y) log(1-c)] (paper), c = clip(a, eps, 1-eps)."""
-    a = _clip01(a)
-    return -np.sum(y * np.log(a) + (1 - y) * np.log1p(-a), axis=-1).mean(axis=-1)
+    return ce_value_unclipped(_clip01(a), y)
 
 
 def ce_grad(a, y):
     """dCE/da of :func:`ce_value`: ``(c - y) / (c (1 - c))`` where ``a`` is inside
     ``[eps, 1 - eps]``, 0 where it is clipped (the value is flat there)."""
-    c = _clip01(a)
-    return (c - y) / (c * (1 - c)) * ce_inside(a)
+    return ce_grad_unclipped(_clip01(a), y) * ce_inside(a)
 
 
 def ce_value_unclipped(a, y):

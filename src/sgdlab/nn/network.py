@@ -15,7 +15,7 @@ Backpropagation, vectorised over a minibatch of ``n`` rows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -134,10 +134,7 @@ class Network:
         return [p for wb in zip(self.weights, self.biases) for p in wb]
 
     def copy(self) -> "Network":
-        net = Network(self.sizes, self.activation, self.output, self.cost, self.dtype, self.ce_outside)
-        net.weights = [w.copy() for w in self.weights]
-        net.biases = [b.copy() for b in self.biases]
-        return net
+        return replace(self, weights=[w.copy() for w in self.weights], biases=[b.copy() for b in self.biases])
 
     # -- math -------------------------------------------------------------------------
     def forward(self, X):
@@ -175,11 +172,7 @@ class Network:
         return float(self._cost.value(self.predict_proba(X), Y))
 
     def predict_proba(self, X):
-        a = X
-        last = len(self.weights) - 1
-        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
-            a = (self._out if l == last else self._hidden).fn(a @ W + b)
-        return a
+        return self.forward(X)[1][-1]
 
     def predict(self, X):
         """Class index of the largest output per row."""

@@ -4,7 +4,8 @@ array, with views per layer, and the preallocated buffers of a minibatch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import groupby
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -28,13 +29,13 @@ class Segment:
     cost: str
 
 
-def _segments(costs: Sequence[str]) -> list[Segment]:
-    out: list[Segment] = []
-    for j, c in enumerate(costs):
-        if out and out[-1].cost == c:
-            out[-1].stop = j + 1
-        else:
-            out.append(Segment(j, j + 1, c))
+def _runs(values: Iterable) -> list[tuple[int, int, object]]:
+    """``(start, stop, value)`` for each run of equal consecutive ``values``."""
+    out, start = [], 0
+    for value, run in groupby(values):
+        stop = start + len(list(run))
+        out.append((start, stop, value))
+        start = stop
     return out
 
 
@@ -76,19 +77,14 @@ class StepBuffers:
 
 
 class Stack:
-    """The parameters and optimiser state of ``K`` networks of one group.
-
-    ``theta`` (flat) holds every parameter; ``first`` is the first layer's view
-    ``(K * fan_out, n_in + 1)`` (a row per unit: its weights, then its bias), ``blocks[l]`` (``l >= 1``) the view ``(K, fan_in + 1, fan_out)``
-    of a later layer (its last row is the bias); ``layer(l)`` shows any layer as
-    ``(K, fan_in + 1, fan_out)``. ``grad`` has the same layout.
-    The models are ordered by cost, then seed: ``seed_blocks`` lists ``(k0, k1, seed)`` for each
-    block of consecutive models that share a seed (and so a minibatch). ``shared``: the blocks
-    are long enough (``MIN_SHARED`` models on average) for the first layer to be one GEMM per
-    block; otherwise each model's minibatch is gathered and the first layer is per model too.
-    ``scale(n)`` ``(1, K, 1)`` multiplies the output delta: ``lr / n`` when the learning rate
-    is folded into the gradient (``lr_folded``: no momentum, no L2 in the stack, the update is
-    ``theta -= grad``), ``1 / n`` otherwise.
+    """The parameters and optimiser state of ``K`` networks of one group, in the layout that
+    :mod:`sgdlab.engine.batched` describes: ``theta`` and ``grad`` flat; ``first`` the first
+    layer's view ``(K * fan_out, n_in + 1)``, ``blocks[l]`` (``l >= 1``) a later layer's
+    ``(K, fan_in + 1, fan_out)``, ``layer(l)`` any layer as the latter; ``seed_blocks``
+    ``(k0, k1, seed)`` per block of consecutive models with one seed; ``shared``: the first
+    layer is one GEMM per seed block. ``scale(n)`` ``(1, K, 1)`` multiplies the output delta:
+    ``lr / n`` when the learning rate is folded into the gradient (``lr_folded``: no momentum
+    and no L2 in the stack), ``1 / n`` otherwise.
     """
 
     def __init__(self, key: GroupKey, configs: Sequence[RunConfig], indices: Sequence[int]):
@@ -121,14 +117,8 @@ class Stack:
         self.first, self.blocks = self._views(self.theta)
         self.grad_first, self.grad_blocks = self._views(self.grad)
         self.weights_T = [None] + [b[:, :-1].swapaxes(1, 2) for b in self.blocks[1:]]  # (K, fan_out, fan_in)
-        self.segments = _segments([cost_rule(c.cost, c.ce_outside) for c in self.configs])
-        self.seed_blocks = []
-        for j, c in enumerate(self.configs):
-            if self.seed_blocks and self.seed_blocks[-1][2] == c.seed:
-                self.seed_blocks[-1][1] = j + 1
-            else:
-                self.seed_blocks.append([j, j + 1, c.seed])
-        self.seed_blocks = [tuple(r) for r in self.seed_blocks]
+        self.segments = [Segment(*r) for r in _runs(cost_rule(c.cost, c.ce_outside) for c in self.configs)]
+        self.seed_blocks = _runs(c.seed for c in self.configs)
         self.shared = len(self.seed_blocks) * MIN_SHARED <= K or len(self.seed_blocks) == 1
         h1 = self.layers[0][1]
         self.first_by_seed = [self.first[k0 * h1:k1 * h1].T for k0, k1, _ in self.seed_blocks]  # (n_in + 1, k * h1)
@@ -194,19 +184,16 @@ class Stack:
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the models where ``mask`` is False (they have finished)."""
-        old = [self.layer(l).copy() for l in range(len(self.layers))]
-        velocity = None
-        if self.velocity is not None:
-            velocity = [self.layer(l, self.velocity)[mask] for l in range(len(self.layers))]
+        flats = [f for f in (self.theta, self.velocity) if f is not None]
+        kept = [[self.layer(l, f)[mask] for l in range(len(self.layers))] for f in flats]  # copies
         self.indices = self.indices[mask]
         self.configs = [c for c, m in zip(self.configs, mask) if m]
         self._allocate(len(self.configs))
-        for l, blk in enumerate(old):
-            self.layer(l)[...] = blk[mask]
-        if velocity is not None:
+        if self.velocity is not None:
             self.velocity = np.empty_like(self.theta)
-            for l, blk in enumerate(velocity):
-                self.layer(l, self.velocity)[...] = blk
+        for flat, layers in zip((self.theta, self.velocity), kept):
+            for l, blk in enumerate(layers):
+                self.layer(l, flat)[...] = blk
         self._coefficients()
 
     def finite(self) -> np.ndarray:

@@ -60,13 +60,9 @@ def gradient(stack: Stack, X, Y, buf: StepBuffers) -> np.ndarray:
 
 
 def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
-    """dC_s/dz at the output layer of every model into ``out``, segment by segment (eq. 5-6),
-    as :func:`sgdlab.nn.costs.output_delta`: ``a - y`` where that is exact (sigmoid + ce,
-    softmax + cce, identity + mse; times the clip mask of ce and cce) and under ``ce:nielsen``,
-    ``(a - y) f'(z)`` for mse under an elementwise output, the clipped cross-entropy's chain
-    rule for ce under another elementwise output (:func:`ce_times_into`), the general chain
-    rule otherwise. ``z``, ``a``, ``out``: ``(b, K, n_out)``; ``Y``: ``(b, 1, n_out)`` or
-    ``(b, K, n_out)``."""
+    """dC_s/dz at the output layer of every model into ``out`` (eq. 5-6): the kernel
+    :func:`~sgdlab.engine.kernels.output_delta_into` on each segment of models that share a cost
+    rule. ``z``, ``a``, ``out``: ``(b, K, n_out)``; ``Y``: ``(b, 1, n_out)`` or ``(b, K, n_out)``."""
     output = stack.key.output
     for s in stack.segments:
         sl = slice(s.start, s.stop)
@@ -75,10 +71,9 @@ def output_delta(stack: Stack, z, a, Y, out, tmp) -> None:
 
 
 def sgd_step(stack: Stack) -> None:
-    """One SGD update of every model from ``stack.grad``, as :class:`sgdlab.engine.optim.SGD`
-    (``torch.optim.SGD``) through :func:`~sgdlab.engine.optim.sgd_update`: ``theta -= grad``
-    when the learning rate is folded into the gradient (``stack.lr`` None); otherwise ``g += l2 W`` (weights only), ``v = m v + g``, ``g += m v``
-    (Nesterov) or ``g = v``, ``theta -= lr g``, each model with its own lr, momentum and l2."""
+    """One SGD update of every model from ``stack.grad`` (:func:`~sgdlab.engine.optim.sgd_update`),
+    each model with its own lr, momentum and l2; ``theta -= grad`` when the learning rate is
+    folded into the gradient (``stack.lr`` None)."""
     stack.velocity = sgd_update(stack.theta, stack.grad, stack.scratch, stack.lr,  # None: lr folded in
                                 decay=stack.decay, momentum=stack.momentum, nesterov=stack.nesterov,
                                 velocity=stack.velocity)

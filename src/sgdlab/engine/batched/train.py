@@ -57,21 +57,18 @@ def train_stack(stack: Stack, prep: GroupData, results: dict, on_epoch: OnEpoch 
                 row = recorder.row([stack.layer(l) for l in range(L)], stats,
                                    grad_scale=1.0 / stack._factor.ravel())
             finite = np.isfinite(m[0].loss) & stack.finite()
-            keep = np.ones(stack.K, dtype=bool)
+            keep = np.empty(stack.K, dtype=bool)
             for j, (gi, c) in enumerate(zip(stack.indices.tolist(), stack.configs)):
                 book = books[gi]
-                h = book.history
                 metrics = {part: (mp.loss[j], mp.acc[j]) for part, mp in zip(("train", "val", "test"), m)}
-                if not book.record(epoch, metrics, finite[j], seconds, row, j):
-                    keep[j] = False
-                else:
+                keep[j] = book.record(epoch, metrics, finite[j], seconds, row, j)  # False: diverged
+                if keep[j]:
                     if on_epoch:
-                        on_epoch(gi, epoch, h)
-                    if book.patience_over(epoch, m[1].acc[j]) or epoch >= c.epochs:
-                        keep[j] = False
+                        on_epoch(gi, epoch, book.history)
+                    keep[j] = not (book.patience_over(epoch, m[1].acc[j]) or epoch >= c.epochs)
                 if not keep[j]:
-                    conclude(h, c, y_val)
-                    results[gi] = TrainResult(stack.network(j), h, c)
+                    conclude(book.history, c, y_val)
+                    results[gi] = TrainResult(stack.network(j), book.history, c)
             if not keep.any():
                 break
             if not keep.all():
@@ -127,12 +124,8 @@ def train_many(configs: Sequence[RunConfig], data: Dataset, *, max_bytes: int | 
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise SgdlabError(f"{name}: expected a positive integer, got {value!r}")
     results: dict[int, TrainResult] = {}
-    prepared: dict[str, GroupData] = {}
-    workers = max(threads, processes)
-    stacks = plan(configs, data, max_bytes, workers)
-    for key, _ in stacks:
-        if key.dtype not in prepared:
-            prepared[key.dtype] = prepare_group_data(data, np.dtype(key.dtype))
+    stacks = plan(configs, data, max_bytes, max(threads, processes))
+    prepared = {dtype: prepare_group_data(data, np.dtype(dtype)) for dtype in {key.dtype for key, _ in stacks}}
     # the largest stacks first, so that the workers finish together
     stacks.sort(key=lambda item: -len(item[1]))
     jobs = [(key, [configs[i] for i in members], members) for key, members in stacks]
@@ -164,8 +157,7 @@ def _run_in_threads(jobs, prepared, n, results, on_epoch, diagnostics=True) -> N
         train_stack(Stack(*job), prepared[job[0].dtype], results, callback, diagnostics)
 
     with ThreadPoolExecutor(n) as pool:
-        for f in [pool.submit(run, job) for job in jobs]:
-            f.result()
+        list(pool.map(run, jobs))  # re-raises a worker's exception
 
 
 _WORKER_DATA: dict = {}
