@@ -154,6 +154,7 @@ def test_a_run_streams_one_event_per_epoch_and_matches_train(client):
     r = post(client, "/api/runs", {"layers": "8", "epochs": "4", "lr": "0.5", "seed": "3", "init": "gaussian"})
     assert r.status_code == 202
     events = follow(client, r.json()["id"])
+    assert client.get(f"/api/runs/{r.json()['id']}").json()["state"] == "done"  # final once end is read
     kinds = [e["type"] for e in events]
     assert kinds[0] == "queued" and kinds[1] == "start" and kinds[-1] == "end"
     epochs = [e for e in events if e["type"] == "epoch"]
@@ -204,7 +205,7 @@ def test_cancel_stops_a_running_training(client):
     events = follow(client, job)
     assert events[-1]["type"] == "end" and events[-1]["status"] == "cancelled"
     assert len([e for e in events if e["type"] == "epoch"]) < 200
-    assert wait_for(lambda: client.get(f"/api/runs/{job}").json()["state"] == "cancelled")
+    assert client.get(f"/api/runs/{job}").json()["state"] == "cancelled"  # final once end is read
 
 
 def test_cancel_of_a_queued_run_removes_it_from_the_queue(client):
@@ -236,6 +237,101 @@ def test_events_resume_after_last_event_id(client):
     with client.stream("GET", f"/api/runs/{job}/events", headers={"Last-Event-ID": "2"}) as r:
         rest = sse_events(r.read().decode())
     assert rest == all_events[3:]
+
+
+# --------------------------------------------------------------------------- the end of a job
+
+
+def test_the_status_is_final_when_the_end_event_arrives(tmp_path):
+    """A page that reads ``end`` and then asks the job's state gets the final one, even
+    while the training function is still returning (here held there on purpose)."""
+    returned = threading.Event()
+
+    def run(job, emit, check):
+        emit({"type": "start", "epochs": 1})
+        emit({"type": "end", "status": "diverged", "final": {"val_acc": 0.1}})
+        returned.wait(20)  # what follows end in a real run (returning, the worker's own steps)
+
+    with TestClient(create_app(tmp_path, grace=60.0, run=run)) as client:
+        try:
+            job = post(client, "/api/runs", {"layers": "8", "epochs": "1"}).json()["id"]
+            events = follow(client, job)
+            assert events[-1]["type"] == "end" and events[-1]["status"] == "diverged"
+            status = client.get(f"/api/runs/{job}").json()
+            assert status["state"] == "done" and status["events"] == len(events)
+            assert [j["state"] for j in client.get("/api/queue").json()["jobs"]] == ["done"]
+            post(client, f"/api/runs/{job}/cancel")  # too late: changes nothing
+            assert client.get(f"/api/runs/{job}").json()["state"] == "done"
+            assert follow(client, job) == events  # a late page replays the same events, end last
+        finally:
+            returned.set()
+
+
+class EndSpy:
+    """Stands in for a following page's (event loop, asyncio.Event) pair: it is woken, in
+    the thread that publishes, right after each event is added, and notes the job's state
+    whenever the newest event is ``end``: what a page reading that event could be told."""
+
+    def __init__(self, job):
+        self.job, self.states = job, []
+
+    def call_soon_threadsafe(self, callback):
+        if self.job.events and self.job.events[-1]["type"] == "end":
+            self.states.append(self.job.state)
+
+    def set(self):
+        pass
+
+
+def spy_on(job) -> EndSpy:
+    spy = EndSpy(job)
+    job.waiters.add((spy, spy))
+    return spy
+
+
+@pytest.mark.parametrize("path, state", [
+    ("done", "done"), ("failed", "failed"), ("cancel running", "cancelled"),
+    ("cancel queued", "cancelled"), ("shutdown running", "cancelled"), ("shutdown queued", "cancelled"),
+])
+def test_every_way_a_job_ends_is_final_before_its_end_is_published(path, state):
+    from sgdlab.lab.jobs import JobManager
+
+    go = threading.Event()
+
+    def run(job, emit, check):
+        emit({"type": "start"})
+        if job.label == "blocker" or path.endswith("running"):
+            while True:  # a long training, stopped by check()
+                check()
+                time.sleep(0.005)
+        go.wait(20)
+        if path == "failed":
+            raise RuntimeError("boom")
+        emit({"type": "end", "status": "done"})
+
+    manager = JobManager(run, grace=60.0)
+    try:
+        if path.endswith("queued"):
+            blocker = manager.submit(sgdlab.RunConfig(), "blocker")
+            wait_for(lambda: blocker.state == "running", timeout=10)
+        job = manager.submit(sgdlab.RunConfig(), "the job")
+        spy = spy_on(job)
+        if path.endswith("running"):
+            wait_for(lambda: job.events and job.events[-1]["type"] == "start", timeout=10)
+        if path.startswith("cancel"):
+            manager.cancel(job, "stopped from the page")
+        elif path.startswith("shutdown"):
+            manager.close()
+        go.set()
+        wait_for(lambda: job.finished, timeout=10)
+        manager.close()
+        manager.join(10)
+    finally:
+        go.set()
+        manager.close()
+    assert [e["type"] for e in job.events].count("end") == 1 and job.events[-1]["type"] == "end"
+    assert job.state == state
+    assert spy.states and set(spy.states) == {state}, spy.states  # never "running" beside an end
 
 
 # --------------------------------------------------------------------------- diagnostics pass-through

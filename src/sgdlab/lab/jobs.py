@@ -60,7 +60,9 @@ class JobManager:
     run : callable
         ``run(job, emit, check)`` trains ``job.config``; ``emit(event: dict)`` publishes an
         event, ``check()`` raises :class:`Cancelled` when the job should stop (call it after
-        every epoch). It returns normally when the run ended (its last event is ``end``).
+        every epoch). It returns normally when the run ended (its last event is ``end``);
+        emitting ``end`` makes the job ``done`` at once, so whoever reads that event finds the
+        job final on every route. The manager sends the ``end`` of a cancelled or failed run.
     workers : int
         Trainings at the same time (default 1).
     grace : float
@@ -111,8 +113,7 @@ class JobManager:
             job.cancel_reason = job.cancel_reason or reason
             if job in self._queue:  # never started: ends here
                 self._queue.remove(job)
-                job.state = "cancelled"
-                self._emit(job, {"type": "end", "status": "cancelled", "reason": job.cancel_reason})
+                self._finish(job, "cancelled", {"type": "end", "status": "cancelled", "reason": job.cancel_reason})
                 self._announce_positions()
 
     def close(self) -> None:
@@ -182,6 +183,17 @@ class JobManager:
         job.events.append(event)
         self._wake(job)
 
+    def _finish(self, job: Job, state: str, end: dict) -> None:
+        """End ``job`` in ``state`` and publish its ``end`` event, in one step (lock held).
+
+        The state is set before the event is appended, so a page that has read ``end``
+        finds the final state on every route; a job ends once, and its ``end`` stays last.
+        """
+        if job.finished:
+            return
+        job.state = state
+        self._emit(job, end)
+
     def _wake(self, job: Job) -> None:
         for loop, ev in list(job.waiters):
             try:
@@ -215,7 +227,10 @@ class JobManager:
         while (job := self._next()) is not None:
             def emit(event, job=job):
                 with self._lock:
-                    self._emit(job, event)
+                    if event.get("type") == "end":  # the run's own end: the job is done with it
+                        self._finish(job, "done", event)
+                    elif not job.finished:
+                        self._emit(job, event)
 
             def check(job=job):
                 if self._unwatched_too_long(job):
@@ -225,17 +240,17 @@ class JobManager:
 
             try:
                 self._run(job, emit, check)
-                state = "done"
+                with self._lock:
+                    if not job.finished:  # it returned without an end event
+                        job.state = "done"
+                        self._wake(job)
             except Cancelled:
-                emit({"type": "end", "status": "cancelled", "reason": job.cancel_reason})
-                state = "cancelled"
+                with self._lock:
+                    self._finish(job, "cancelled", {"type": "end", "status": "cancelled", "reason": job.cancel_reason})
             except Exception as e:  # a failed run ends its job, never the lab
                 msg = str(e) if isinstance(e, SgdlabError) else f"{type(e).__name__}: {e}"
-                emit({"type": "end", "status": "failed", "error": msg})
-                state = "failed"
-            with self._lock:
-                job.state = state
-                self._wake(job)
+                with self._lock:
+                    self._finish(job, "failed", {"type": "end", "status": "failed", "error": msg})
 
 
 def describe(config: RunConfig) -> str:
