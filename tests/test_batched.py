@@ -398,3 +398,20 @@ def test_large_training_sets_gather_minibatches_instead_of_permuted_copies(digit
             np.testing.assert_array_equal(da[name], db[name])
         for wa, wb in zip(a.network.params, b.network.params):
             np.testing.assert_array_equal(wa, wb)
+
+
+def test_models_left_in_a_shared_stack_train_as_if_alone(small):
+    """A shared stack of two seed blocks whose seed-0 models all finish after epoch 1: the
+    seed-1 models go on as one seed block, each minibatch's targets in their own seed's order
+    (not the departed seed's), so they end as they do trained without the seed-0 models."""
+    from sgdlab.engine.batched.stack import MIN_SHARED
+
+    lrs = (0.01, 0.05, 0.1, 0.2)
+    first = [cfg(activation="tanh", hidden=(16,), lr=lr, seed=0, epochs=1) for lr in lrs]
+    rest = [cfg(activation="tanh", hidden=(16,), lr=lr, seed=1, epochs=3) for lr in lrs]
+    assert 2 * MIN_SHARED <= len(first + rest)  # the premise: the first layer is shared per seed block
+    together = train_many(first + rest, small)
+    alone = train_many(rest, small)
+    for rt, ra in zip(together[len(first):], alone):
+        assert rt.history.epochs == 3
+        assert_same_run(rt, ra, rtol=1e-12)

@@ -66,6 +66,8 @@ class SGD:
     single flat array under :meth:`step_flat`; an optimizer follows one layout.
     """
 
+    _lr_of = None  # the value ``_lr`` was built from (a class default for SGDs pickled without it)
+
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, l2: float = 0.0):
         self.lr, self.momentum, self.nesterov, self.l2 = lr, momentum, nesterov, l2
         self.velocity: list[np.ndarray | None] | None = None
@@ -78,8 +80,11 @@ class SGD:
                                                     for t, p in zip(self._scratch, params)):
             self._scratch = [np.empty_like(p) for p in params]
         lr = self._lr
-        if lr is None or lr.dtype != params[0].dtype or lr != self.lr:
+        # checked against the value it was built from, not its own value: in float32,
+        # float32(0.1) != 0.1, and the array would be rebuilt on every step
+        if lr is None or lr.dtype != params[0].dtype or self._lr_of != self.lr:
             lr = self._lr = np.array(self.lr, dtype=params[0].dtype)  # 0-d: cheaper than a float here
+            self._lr_of = self.lr
         velocity = self.velocity or [None] * len(params)
         momentum = self.momentum or None
         self.velocity = [sgd_update(p, g, tmp, lr, decay=d, momentum=momentum, nesterov=self.nesterov, velocity=v)

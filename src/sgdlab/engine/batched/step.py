@@ -85,11 +85,15 @@ def train_epoch(stack: Stack, prep: GroupData, streams: dict, norms: GradNorms |
     reads each minibatch as a view of it, unless those copies would take more than
     ``PERMUTED_BYTES`` (a large dataset, many seeds): then it gathers each block's minibatch
     (the same rows, so the same numbers). ``norms``: each minibatch's gradient norms are
-    recorded there (the diagnostics)."""
+    recorded there (the diagnostics).
+
+    Only the seeds of the models still in the stack draw: a seed whose models have all left
+    (diverged, stopped) is not read again, and each seed has its own stream, so skipping its
+    draw leaves every other seed's order as it was."""
     n, bs = prep.n, stack.key.batch_size
     if norms is not None:
         sq_norms = StackedNorms(stack.grad_first, stack.grad_blocks[1:], stack.K)
-    seeds = sorted(streams)
+    seeds = sorted({c.seed for c in stack.configs})
     perms = {s: epoch_order(streams[s], n) for s in seeds}
     if stack.shared:
         if prep.Xa.nbytes * len(seeds) <= PERMUTED_BYTES:
@@ -98,7 +102,7 @@ def train_epoch(stack: Stack, prep: GroupData, streams: dict, norms: GradNorms |
             Xp = {s: PermutedRows(prep.Xa, perms[s]) for s in seeds}
         seed_X = [Xp[seed] for _, _, seed in stack.seed_blocks]
         if len(stack.seed_blocks) == 1:
-            Yp = prep.Y[perms[seeds[0]]][:, None, :]
+            Yp = prep.Y[perms[stack.seed_blocks[0][2]]][:, None, :]
     if not stack.shared or len(stack.seed_blocks) > 1:
         order = np.stack([perms[s] for s in seeds])
         rows = np.searchsorted(seeds, [c.seed for c in stack.configs])
