@@ -26,7 +26,7 @@ class ConfigError(SgdlabError):
         return ConfigError, (self.key, self.detail)
 
 
-def _number(key, value, *, positive=False, nonneg=False, integer=False, below_one=False):
+def _number(key, value, *, positive=False, nonneg=False, integer=False, below_one=False, most=None):
     ok_types = (int,) if integer else (int, float)  # plain ints: the run key is JSON
     if isinstance(value, bool) or not isinstance(value, ok_types) or not math.isfinite(value):
         raise ConfigError(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
@@ -36,14 +36,17 @@ def _number(key, value, *, positive=False, nonneg=False, integer=False, below_on
         raise ConfigError(key, f"must be >= 0, got {value!r}")
     if below_one and not 0 <= value < 1:
         raise ConfigError(key, f"must be in [0, 1), got {value!r}")
+    if most is not None and value > most:
+        raise ConfigError(key, f"must be at most {most}, got {value!r}")
 
 
 #: numeric fields and their ranges
 NUMBERS = {
     "lr": {"positive": True}, "batch_size": {"positive": True, "integer": True},
-    "epochs": {"positive": True, "integer": True}, "seed": {"nonneg": True, "integer": True},
+    # a seed is an SQLite INTEGER in a study store (64-bit); the split seed is scikit-learn's random_state (32-bit)
+    "epochs": {"positive": True, "integer": True}, "seed": {"nonneg": True, "integer": True, "most": 2**63 - 1},
     "momentum": {"below_one": True}, "l2": {"nonneg": True}, "patience": {"positive": True, "integer": True},
-    "split_seed": {"nonneg": True, "integer": True},
+    "split_seed": {"nonneg": True, "integer": True, "most": 2**32 - 1},
 }
 
 
@@ -62,7 +65,8 @@ def check_field(key: str, value) -> None:
         if any(isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, np.integer)) or h <= 0 for h in value):
             raise ConfigError(key, f"layer sizes must be positive integers, got {list(value)!r}")
     elif key == "split":
-        if len(value) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in value) \
+        if len(value) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 1
+                                  for s in value) \
                 or value[0] <= 0 or abs(sum(value) - 1) > 1e-9:
             raise ConfigError(key, f"three fractions train,validation,test summing to 1, got {value!r}")
     elif key == "nesterov":

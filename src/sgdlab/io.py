@@ -114,7 +114,12 @@ def load(path) -> tuple[Network, dict]:
     p = Path(path)
     if not p.is_file():
         raise SgdlabError(f"no such model file: {path}")
-    if zipfile.is_zipfile(p):
+    try:  # is_zipfile alone says False for a file it cannot open: "not an .npz" would mislead
+        with open(p, "rb") as f:
+            is_zip = zipfile.is_zipfile(f)
+    except OSError as e:
+        raise SgdlabError(f"cannot read the model file {path}: {e.strerror or e}") from None
+    if is_zip:
         # Sizes declared in the headers are checked before numpy allocates anything.
         try:
             heads = npz_headers(p, MAX_MODEL_BYTES, "model file")

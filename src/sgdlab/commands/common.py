@@ -31,6 +31,8 @@ def argtype(convert, ok, expected):
     return check
 
 
+# an empty path (an unset shell variable) would silently mean "no file" or "the current folder"
+path_arg = argtype(lambda t: t if t.strip() else None, lambda v: True, "a path")
 positive_int = argtype(int, lambda v: v > 0, "a positive integer")
 nonneg_int = argtype(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = argtype(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
@@ -149,6 +151,15 @@ def print_rendered(done) -> None:
 def is_tty(stream=None) -> bool:
     stream = stream or sys.stderr
     return hasattr(stream, "isatty") and stream.isatty()
+
+
+def require_label_fits(dataset, label) -> None:
+    """--label with a dataset that has no label column to choose (bundled, NPZ) is a mistake, not ignored."""
+    from ..data.datasets import check_label
+
+    problem = check_label(dataset, label)
+    if problem:
+        raise SgdlabError(f"--label: {problem}")
 
 
 def require(cond, message):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SgdlabError
-from .common import add_data_args, positive_int
+from .common import add_data_args, path_arg, positive_int, require_label_fits
 
 
 def register(sub):
@@ -16,7 +16,7 @@ def register(sub):
                     "64-32-16-10, xavier, plain SGD lr 1.0, batch 10, in every selected framework for every "
                     "seed; write a table (Markdown + CSV) and a figure (PNG + SVG) per model under OUT/compare/. "
                     "A framework that is not installed becomes a row saying how to install it.")
-    p.add_argument("--out", default="results", metavar="DIR",
+    p.add_argument("--out", type=path_arg, default="results", metavar="DIR",
                    help="write under DIR/compare/ (a study directory works: its report picks them up; "
                         "default: results)")
     p.add_argument("--seeds", type=positive_int, default=3, metavar="N", help="seeds 0..N-1 (default: 3)")
@@ -40,6 +40,7 @@ def run(args) -> int:
 
     frameworks = parse_frameworks(args.frameworks)  # bad names fail before any data is loaded
     models = parse_models(args.models)
+    require_label_fits(args.dataset, args.label)
     data = load_dataset(args.dataset, args.split, args.split_seed, args.label, args.scale)
     folder = Path(args.out) / "compare"
     try:  # fail before minutes of training, not after

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .common import add_data_args, add_network_args, config_from_args, positive_float, positive_int
+from .common import (add_data_args, add_network_args, config_from_args, positive_float, positive_int,
+                     require_label_fits)
 
 
 def register(sub):
@@ -26,6 +27,7 @@ def run(args) -> int:
 
     args.dtype = "float64"
     config = config_from_args(args)
+    require_label_fits(config.dataset, config.label)
     data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
     net = build_network(config, data.n_features, data.n_classes)
     X = data.X_train[: args.samples]

@@ -38,7 +38,10 @@ def run(args) -> int:
     extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
     label = extra.get("label_column") if isinstance(extra.get("label_column"), str) else None
     X = read_features(args.input, n_features=net.sizes[0], names=names, label=label)
-    X = meta["scaler"].transform(X).astype(net.dtype)  # the model's own scaling, fitted on its training part
+    from ..data.datasets import scale_finite
+
+    # the model's own scaling, fitted on its training part; an overflow would predict from NaN
+    X = scale_finite(meta["scaler"], X, args.input).astype(net.dtype)
     out = net.predict_proba(X)
     idx = np.argmax(out, axis=1)
     classes = meta.get("classes") or list(range(net.sizes[-1]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from .common import positive_int
+from .common import path_arg, positive_int
 from .study import add_run_args, run_and_report
 
 DEFAULT_OUT = "results/paper"
@@ -19,7 +19,7 @@ def register(sub):
                                    "costs x activations x inits x 6 learning rates x seeds, in paper mode "
                                    "(output = hidden activation) and corrected mode (sigmoid/softmax output). "
                                    "A folder holding the same study is resumed.")
-    p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help=f"study folder (default: {DEFAULT_OUT})")
+    p.add_argument("--out", type=path_arg, metavar="DIR", default=DEFAULT_OUT, help=f"study folder (default: {DEFAULT_OUT})")
     p.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                    help="seeds per cell (default: the spec's, 5)")
     p.add_argument("--epochs", type=positive_int, default=None, metavar="N",

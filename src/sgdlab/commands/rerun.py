@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import SgdlabError
+from .common import path_arg
 
 
 def register(sub):
@@ -17,7 +18,7 @@ def register(sub):
                                    "another, a rounding-sensitive cell's run may differ (see the report).")
     p.add_argument("study", metavar="STUDY_DIR", help="a study folder (holding results.sqlite)")
     p.add_argument("run", metavar="RUN", help="a run key (mode:hash) or a unique prefix of it (or of its hash)")
-    p.add_argument("--save", metavar="FILE.npz", help="save the retrained network (with its scaling) here")
+    p.add_argument("--save", type=path_arg, metavar="FILE.npz", help="save the retrained network (with its scaling) here")
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import positive_int, print_rendered
+from .common import path_arg, positive_int, print_rendered
 
 
 def add_run_args(p, default_engine="batched"):
@@ -38,7 +38,7 @@ def register(sub):
                                    "or a Dask cluster; results go to DIR/results.sqlite, one row per finished run; "
                                    "then tables, figures and report.html are rendered under DIR.")
     p.add_argument("spec", metavar="SPEC", help="the study spec (TOML)")
-    p.add_argument("--out", metavar="DIR", default=None, help="study folder (default: results/<spec name>)")
+    p.add_argument("--out", type=path_arg, metavar="DIR", default=None, help="study folder (default: results/<spec name>)")
     add_run_args(p)
     p.set_defaults(func=run)
 

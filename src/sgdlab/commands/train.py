@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..errors import SgdlabError
-from .common import add_data_args, add_network_args, add_training_args, config_from_args, is_tty, print_json
+from .common import (add_data_args, add_network_args, add_training_args, config_from_args, is_tty, path_arg,
+                     print_json, require_label_fits)
 
 
 def register(sub):
@@ -16,7 +17,7 @@ def register(sub):
     add_network_args(p)
     add_training_args(p)
     out = p.add_argument_group("output")
-    out.add_argument("--save", metavar="FILE.npz", help="save the trained network here")
+    out.add_argument("--save", type=path_arg, metavar="FILE.npz", help="save the trained network here")
     out.add_argument("--json", action="store_true", help="print one JSON object (final metrics and history)")
     p.set_defaults(func=run)
 
@@ -28,6 +29,7 @@ def run(args) -> int:
     from ..memory import check_fits
 
     config = config_from_args(args)
+    require_label_fits(config.dataset, config.label)
     data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
     # estimate before allocating: --layers 100000000 is one line, not a MemoryError
     check_fits([data.n_features, *config.hidden, data.n_classes], config.dtype,

@@ -108,6 +108,8 @@ def read_table(path, label: str | None = None, need_label: bool = True):
             with np.load(p, allow_pickle=False) as z:
                 if "X" not in z.files:
                     raise SgdlabError(f"{path}: an NPZ dataset needs an array 'X' (and 'y'); it has {z.files}")
+                if z["X"].dtype.kind not in "biuf":  # complex would lose its imaginary part; text cannot be cast
+                    raise SgdlabError(f"{path}: 'X' must hold real numbers, it has dtype {z['X'].dtype}")
                 X = np.asarray(z["X"], dtype=np.float64)
                 y = z["y"] if "y" in z.files else None
         except SgdlabError:
@@ -125,7 +127,7 @@ def read_table(path, label: str | None = None, need_label: bool = True):
                 raise SgdlabError(f"{path}: 'y' has {len(y)} labels but 'X' has {len(X)} rows; they must match")
         return X, y, [f"x{i}" for i in range(X.shape[1])]
     try:
-        with open(p, newline="") as f:
+        with open(p, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM is not part of the first name
             rows = [r for r in csv.reader(bounded_lines(f, path)) if r]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise SgdlabError(f"{path}: cannot read as CSV ({e})") from None
@@ -162,7 +164,7 @@ def read_table(path, label: str | None = None, need_label: bool = True):
 def csv_header(path) -> list[str] | None:
     """A CSV's header row, stripped (None if unreadable; read_table then says why)."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             for row in csv.reader(bounded_lines(f, path)):
                 if row:
                     return [h.strip() for h in row]
@@ -362,6 +364,32 @@ def read_idx_dataset(images, labels=None):
     return X, y, names, raw if raw.ndim == 3 else None
 
 
+def check_label(dataset, label) -> str | None:
+    """Why ``label`` cannot go with ``dataset`` (None if it can): only a CSV (its label column)
+    or an IDX dataset (its labels file) takes one; a bundled or NPZ dataset would ignore it."""
+    if label is None:
+        return None
+    if dataset in BUNDLED:
+        kind = f"{dataset} is a bundled dataset with its own labels"
+    elif str(dataset).lower().endswith(".npz"):
+        kind = "an NPZ dataset's labels are its array 'y'"
+    else:
+        return None
+    return (f"{short(label)} given, but {kind}; a label names a CSV file's label column or an IDX dataset's "
+            "labels file")
+
+
+def scale_finite(scaler, X, name) -> np.ndarray:
+    """``scaler.transform(X)``, or an :class:`SgdlabError` if the scaling overflowed
+    (divide:1e-320, features near the float limit) instead of numpy's warnings."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        X = scaler.transform(X)
+    if not np.all(np.isfinite(X)):
+        raise SgdlabError(f"{name}: the features scaled by {scaler.kind} are not all finite (they overflow); "
+                          "use another scaling (--scale none, standard, minmax or divide:K with a larger K)")
+    return X
+
+
 def _encode_labels(y, path):
     y = np.asarray(y)
     if y.dtype.kind in "fc":
@@ -392,7 +420,8 @@ def split_indices(y, split=(0.6, 0.2, 0.2), seed=0):
         te, va = train_test_split(rest, test_size=val_frac / (val_frac + test_frac), stratify=y[rest],
                                   random_state=seed)
     except ValueError as e:
-        raise SgdlabError(f"cannot split {n} samples {split} with stratification: {e}") from None
+        why = str(e) if len(str(e)) <= 300 else str(e)[:300] + "..."  # sklearn lists every too-small class
+        raise SgdlabError(f"cannot split {n} samples {split} with stratification: {why}") from None
     return tr, va, te
 
 
@@ -423,5 +452,5 @@ def load_dataset(name="digits", split=(0.6, 0.2, 0.2), split_seed=0, label=None,
         raise SgdlabError(f"{name}: needs at least two classes, found {len(classes)}")
     tr, va, te = split_indices(y, split, split_seed)
     scaler = fit_scaler(scale, X[tr], str(name))
-    X = scaler.transform(X)
+    X = scale_finite(scaler, X, name)
     return Dataset(str(name), X[tr], y[tr], X[va], y[va], X[te], y[te], classes, names, images, scaler)

@@ -124,8 +124,13 @@ def fit(scale: str, X_train, dataset: str = "") -> Scaler:
         return Scaler(kind, np.zeros(d), np.full(d, float(kind[len("divide:"):])))
     if len(X) == 0:
         raise SgdlabError(f"scale {kind}: no training rows to fit it on")
-    if kind == "standard":
-        shift, spread = X.mean(axis=0), X.std(axis=0)
-    else:  # minmax
-        shift, spread = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "standard":
+            shift, spread = X.mean(axis=0), X.std(axis=0)
+        else:  # minmax
+            shift, spread = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+    if not (np.all(np.isfinite(shift)) and np.all(np.isfinite(spread))):  # the model file could not be loaded
+        raise SgdlabError(f"scale {kind}: the training features are too large for it (their "
+                          f"{'mean or standard deviation' if kind == 'standard' else 'range'} overflows); "
+                          "use scale none or divide:K")
     return Scaler(kind, shift, np.where(spread > 0, spread, 1.0))

@@ -50,10 +50,10 @@ def serve(store="results", host: str = "127.0.0.1", port: int = 8000, *, workers
                 print(f"sgdlab lab: http://{shown}:{addr[1]}/  (studies from {app.state.studies.store}; "
                       "Ctrl-C stops)", file=out, flush=True)
 
+    sock = _bind(host, port)  # first: a bad --host is one line, without the warning before it
     if not loopback:
         print(f"sgdlab lab: warning: listening on {host}, not loopback: anyone who can reach this machine "
               "can use the lab and start trainings on it", file=sys.stderr, flush=True)
-    sock = _bind(host, port)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=3, lifespan="on")
     server = Server(config)

@@ -72,6 +72,14 @@ def connect(scheduler: str, timeout: float | None = None):
     if not isinstance(scheduler, str) or not scheduler.strip():
         raise SgdlabError(f"--scheduler: expected an address like tcp://HOST:8786, got {scheduler!r}")
     address = scheduler.strip()
+    try:  # checked first: Client on an address without a port waits, then prints a traceback at exit
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        scheme, loc = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(loc)
+    except ValueError as e:
+        raise SgdlabError(f"--scheduler: expected an address like tcp://HOST:8786, got {scheduler!r} ({e})") from None
     try:
         return Client(address, timeout=timeout, set_as_default=False)
     except Exception as e:  # noqa: BLE001 - refused, unreachable, timed out, bad address, not a scheduler

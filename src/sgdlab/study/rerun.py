@@ -87,7 +87,10 @@ def rerun(study_dir, run: str) -> Rerun:
     with Store(d) as st:
         records = st.records()
         stored = find_run(records, run)
-        spec = StudySpec.from_dict(st.spec())
+        try:
+            spec = StudySpec.from_dict(st.spec())
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise st._damaged(f"its spec metadata is incomplete: {type(e).__name__}: {e}") from None
         task_keys = st.task_keys(stored.key)
     engine = stored.engine or "single"
     if stored.status == "failed":

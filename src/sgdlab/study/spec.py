@@ -42,7 +42,7 @@ from pathlib import Path
 from ..choices import CHOICES, pairing_problem
 from ..config import KEY_DEFAULTS, ConfigError, check_field
 from ..data import BUNDLED
-from ..data.datasets import is_idx_path
+from ..data.datasets import check_label, is_idx_path
 from ..errors import SgdlabError
 
 #: study-level settings and their defaults (``None``: optional, unset)
@@ -299,6 +299,8 @@ def validate(raw: dict, source: str = "spec", base_dir=None, text: str = "") -> 
     description = _str(source, "description", s["description"])
     dataset = _dataset(source, s["dataset"], base_dir)
     label = None if s["label"] is None else _str(source, "label", s["label"])
+    if check_label(dataset, label):
+        raise _err(source, "label", check_label(dataset, label))
     label = _idx_label(source, label, dataset, base_dir)
 
     split = s["split"]
