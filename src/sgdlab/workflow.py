@@ -9,7 +9,6 @@ never trains).
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import Callable
 
 from .errors import SgdlabError
@@ -25,8 +24,9 @@ def render_report(out, diverged: str = "zero"):
     """
     from .report import build
 
+    out = as_folder(out, "out")
     try:
-        return build(Path(out), diverged=diverged)
+        return build(out, diverged=diverged)
     except SgdlabError:
         raise
     except Exception as e:
