@@ -75,8 +75,8 @@ BAD_FLAGS = {
 }
 EXPECTED = {
     "split NaN": "--split: expected three fractions",
-    "split seed above 2^32-1": "split_seed: must be at most 4294967295, got 4294967296",
-    "seed above 2^63-1": f"seed: must be at most {2**63 - 1}",
+    "split seed above 2^32-1": "split_seed: must be below 4294967296, got 4294967296",
+    "seed above 2^63-1": f"seed: must be below {2**63}",
     "train --save empty": "--save: expected a path, got ''",
     "study --out empty": "--out: expected a path, got ''",
     "reproduce --out empty": "--out: expected a path, got ''",
@@ -178,9 +178,9 @@ def test_an_unreadable_model_file_says_so(capsys, files, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("extra, expected", [
     ("split = [nan, 0.5, 0.5]\n", "tiny.toml: split: three fractions"),
-    ("split_seed = 4294967296\n", "tiny.toml: split_seed: must be at most 4294967295"),
+    ("split_seed = 4294967296\n", "tiny.toml: split_seed: must be below 4294967296"),
     # a seed above 2^63-1 was an OverflowError traceback from SQLite, after the store was made
-    ("seeds = [9223372036854775808]\n", "tiny.toml: seeds: must be at most 9223372036854775807"),
+    ("seeds = [9223372036854775808]\n", "tiny.toml: seeds: must be below 9223372036854775808"),
     ('label = "species"\n', "tiny.toml: label: 'species' given, but iris is a bundled dataset"),
     ('scale = "divide:1e-320"\n', "the features scaled by divide:1e-320 are not all finite"),
 ])

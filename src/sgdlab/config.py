@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -26,7 +27,7 @@ class ConfigError(SgdlabError):
         return ConfigError, (self.key, self.detail)
 
 
-def _number(key, value, *, positive=False, nonneg=False, integer=False, below_one=False, most=None):
+def _number(key, value, *, positive=False, nonneg=False, integer=False, below_one=False, below=None):
     ok_types = (int,) if integer else (int, float)  # plain ints: the run key is JSON
     if isinstance(value, bool) or not isinstance(value, ok_types) or not math.isfinite(value):
         raise ConfigError(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
@@ -36,17 +37,17 @@ def _number(key, value, *, positive=False, nonneg=False, integer=False, below_on
         raise ConfigError(key, f"must be >= 0, got {value!r}")
     if below_one and not 0 <= value < 1:
         raise ConfigError(key, f"must be in [0, 1), got {value!r}")
-    if most is not None and value > most:
-        raise ConfigError(key, f"must be at most {most}, got {value!r}")
+    if below is not None and value >= below:
+        raise ConfigError(key, f"must be below {below}, got {value!r}")
 
 
 #: numeric fields and their ranges
 NUMBERS = {
     "lr": {"positive": True}, "batch_size": {"positive": True, "integer": True},
-    # a seed is an SQLite INTEGER in a study store (64-bit); the split seed is scikit-learn's random_state (32-bit)
-    "epochs": {"positive": True, "integer": True}, "seed": {"nonneg": True, "integer": True, "most": 2**63 - 1},
+    "epochs": {"positive": True, "integer": True},
+    "seed": {"nonneg": True, "integer": True, "below": 2**63},  # a study store keeps it as a 64-bit SQLite INTEGER
     "momentum": {"below_one": True}, "l2": {"nonneg": True}, "patience": {"positive": True, "integer": True},
-    "split_seed": {"nonneg": True, "integer": True, "most": 2**32 - 1},
+    "split_seed": {"nonneg": True, "integer": True, "below": 2**32},  # the split's generator takes 32 bits
 }
 
 
@@ -65,13 +66,19 @@ def check_field(key: str, value) -> None:
         if any(isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, np.integer)) or h <= 0 for h in value):
             raise ConfigError(key, f"layer sizes must be positive integers, got {list(value)!r}")
     elif key == "split":
-        if len(value) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 1
-                                  for s in value) \
+        if len(value) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s)
+                                  or s < 0 for s in value) \
                 or value[0] <= 0 or abs(sum(value) - 1) > 1e-9:
             raise ConfigError(key, f"three fractions train,validation,test summing to 1, got {value!r}")
     elif key == "nesterov":
         if not isinstance(value, (bool, np.bool_)):
             raise ConfigError(key, f"expected True or False, got {value!r}")
+    elif key == "dataset":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(key, f"expected a name (digits, iris, wine, breast_cancer) or a file path, got {value!r}")
+    elif key == "label":
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(key, f"expected a column name or a labels file path (or None), got {value!r}")
     elif key == "scale":
         try:
             check_scale(value)
@@ -121,8 +128,16 @@ class RunConfig:
     scale: str = "auto"
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "split", tuple(self.split))
+        for key, example in (("hidden", "(32, 16)"), ("split", "(0.6, 0.2, 0.2)")):
+            value = getattr(self, key)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise ConfigError(key, f"expected a sequence like {example}, got {value!r}")
+            object.__setattr__(self, key, tuple(value))
+        # numpy integers (np.array([32, 16]), a grid search's values) as plain ints: the run key is JSON
+        object.__setattr__(self, "hidden", tuple(int(h) if isinstance(h, np.integer) else h for h in self.hidden))
+        for key in ("dataset", "label"):  # a Path names the same file; the run key is JSON
+            if isinstance(getattr(self, key), os.PathLike):
+                object.__setattr__(self, key, os.fspath(getattr(self, key)))
         self.validate()
 
     def validate(self) -> None:

@@ -198,6 +198,8 @@ class SGDNetClassifier(ClassifierMixin, BaseEstimator):
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
             sizes = (sizes,)
+        if isinstance(sizes, (str, bytes)):  # "32" is not (3, 2)
+            raise SgdlabError(f"hidden_layer_sizes: expected a tuple of positive integers, got {sizes!r}")
         try:
             sizes = tuple(_plain(h, integer=True) for h in sizes)
         except TypeError:

@@ -47,15 +47,15 @@ def human(n: float) -> str:
     return f"{n:.1f} PB"
 
 
-def check_fits(sizes, dtype="float64", n_rows: int = 1, runs: int = 1, what: str = "the network") -> int:
+def check_fits(sizes, dtype="float64", n_rows: int = 1, runs: int = 1, what: str = "the network",
+               advice: str = "use smaller --layers (hidden layer sizes)") -> int:
     """:func:`training_bytes`, or :class:`SgdlabError` with the figure if it is more than
-    the memory available now."""
+    the memory available now; ``advice`` ends the message (the CLI's flag by default)."""
     need = training_bytes(sizes, dtype, n_rows, runs)
     have = available_bytes()
     if have is not None and need > have:
         params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
         per = f"{runs} runs at once, " if runs > 1 else ""
         raise SgdlabError(f"{what} ({'-'.join(map(str, sizes))}, {params:,} parameters, {per}{dtype}) needs at "
-                          f"least {human(need)} of memory to train; {human(have)} is available: use smaller "
-                          "--layers (hidden layer sizes)")
+                          f"least {human(need)} of memory to train; {human(have)} is available: {advice}")
     return need

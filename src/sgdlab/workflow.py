@@ -9,11 +9,10 @@ never trains).
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import Callable
 
 from .errors import SgdlabError
-from .study.api import StudyResults, as_spec, open_study
+from .study.api import StudyResults, as_folder, as_spec, open_study
 from .study.runner import StudyRun, execute
 
 
@@ -25,8 +24,9 @@ def render_report(out, diverged: str = "zero"):
     """
     from .report import build
 
+    out = as_folder(out, "out")
     try:
-        return build(Path(out), diverged=diverged)
+        return build(out, diverged=diverged)
     except SgdlabError:
         raise
     except Exception as e:
@@ -77,6 +77,9 @@ def run_study(spec_or_path, out, jobs: int | None = None, resume: bool = False, 
     report : bool
         Render tables, figures and ``report.html`` afterwards (:func:`render_report`).
     """
-    run_and_render(as_spec(spec_or_path), out, report=report, jobs=jobs, resume=resume, force=force,
+    for name, value in (("resume", resume), ("progress", progress), ("force", force), ("report", report)):
+        if not isinstance(value, bool):
+            raise SgdlabError(f"{name}: expected True or False, got {value!r}")
+    run_and_render(as_spec(spec_or_path), as_folder(out, "out"), report=report, jobs=jobs, resume=resume, force=force,
                    engine=engine, backend=backend, scheduler=scheduler, progress=progress)
     return open_study(out)

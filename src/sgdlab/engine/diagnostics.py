@@ -175,8 +175,9 @@ class GradNorms:
 def flat_sq_norms(grad: np.ndarray, starts: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> None:
     """One model's squared gradient norms from its flat gradient ``[W0, b0, W1, b1, ...]``
     (the single engine's layout): ``starts`` are the offsets of those segments, ``tmp``
-    scratch of ``grad``'s shape, ``out`` ``(L, 2, 1)``. Two numpy calls, cheap per minibatch."""
-    np.square(grad, out=tmp)
+    float64 scratch of ``grad``'s shape (the squares of a float32 gradient of 2e19 overflow
+    in float32), ``out`` ``(L, 2, 1)``. Two numpy calls, cheap per minibatch."""
+    np.square(grad, out=tmp, dtype=np.float64)
     np.add.reduceat(tmp, starts, out=out.reshape(-1))
 
 
@@ -201,7 +202,9 @@ class StackedNorms:
     segment), which read the gradient once. A model's first-layer weights are not contiguous
     (each unit's row ends with its bias), so their sum is that of the whole layer minus the
     biases'; where the biases hold more than half of it, the subtraction could lose digits
-    and those models are summed row by row instead.
+    and those models are summed row by row instead. The sums are float64 whatever the stack's
+    dtype: a float32 stack's gradients carry the learning rate (an lr of 50 times a gradient of
+    4e17 squares past float32's largest value), and the single engine's are float64 too.
     """
 
     def __init__(self, first: np.ndarray, blocks: Sequence[np.ndarray], K: int):
@@ -215,12 +218,12 @@ class StackedNorms:
             m = flat.shape[-1] - blk.shape[-1]
             for part in (flat[..., :m], flat[..., m:]):
                 self.pairs.append((part, part.swapaxes(1, 2)))
-        self.dots = np.empty((len(self.pairs), K, 1, 1), dtype=first.dtype)
+        self.dots = np.empty((len(self.pairs), K, 1, 1))
 
     def __call__(self, out: np.ndarray) -> None:
         dots = self.dots
         for (x, xt), o in zip(self.pairs, dots):
-            np.matmul(x, xt, out=o)
+            np.matmul(x, xt, out=o, dtype=np.float64)
         d = dots.reshape(len(self.pairs), self.K)
         np.subtract(d[0], d[1], out=out[0, 0])  # first layer: whole minus biases
         out[0, 1] = d[1]
@@ -228,7 +231,7 @@ class StackedNorms:
         bad = d[1] > out[0, 0]
         if bad.any():
             w = self.first[:, :-1].reshape(self.K, -1, self.first.shape[1] - 1)[bad]
-            out[0, 0, bad] = np.einsum("kij,kij->k", w, w)
+            out[0, 0, bad] = np.einsum("kij,kij->k", w, w, dtype=np.float64)
 
 
 def weight_norms(layers: Sequence[np.ndarray]) -> np.ndarray:

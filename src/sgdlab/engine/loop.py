@@ -15,6 +15,7 @@ from ..data import Dataset, load_dataset
 from ..nn.network import Network, one_hot
 from .diagnostics import Recorder, append_row, conclude
 from .history import METRICS, EpochBook, History
+from .inputs import check_config, check_data, check_network, check_on_epoch
 from .kernels import augment
 from .packed import PackedNetwork
 from .schedule import epoch_batches
@@ -48,11 +49,26 @@ def train(config: RunConfig, data: Dataset | None = None, *,
     still comes from ``config.seed``. ``diagnostics=False`` skips the per-layer diagnostics
     (:mod:`sgdlab.engine.diagnostics`; ``History.diagnostics`` stays empty); the status
     (``chance`` included) is set either way.
+
+    Raises :class:`~sgdlab.errors.SgdlabError` for inputs that cannot be trained on (see
+    :mod:`sgdlab.engine.inputs`): data whose parts disagree in shape, labels outside
+    ``0..len(classes)-1``, non-finite features, a network of another shape or kind than
+    ``config`` describes, a network too big for the memory available.
     """
+    check_config(config)
+    check_on_epoch(on_epoch)
     if data is None:
         data = load_dataset(config.dataset, config.split, config.split_seed, config.label, config.scale)
+    data = check_data(data)
     init_rng, shuffle_rng = rng_streams(config.seed)
-    net = network or build_network(config, data.n_features, data.n_classes, init_rng)
+    if network is None:
+        from ..memory import check_fits  # before allocating: hidden=(10**9,) is one error, not a MemoryError
+
+        check_fits([data.n_features, *config.hidden, data.n_classes], config.dtype,
+                   max(len(data.y_train), len(data.y_val), len(data.y_test)), what="config.hidden: the network", advice="use smaller hidden layer sizes")
+        net = build_network(config, data.n_features, data.n_classes, init_rng)
+    else:
+        net = check_network(network, config, data.n_features, data.n_classes)
     data = data.astype(net.dtype)  # config.dtype, or that of the network given to continue
     # per part: the features with a column of ones appended (for PackedNetwork), labels, one-hot targets
     parts = {name: (augment(getattr(data, f"X_{name}")), y, one_hot(y, data.n_classes, net.dtype))

@@ -60,7 +60,7 @@ class Trainer:
         perm = epoch_order(self.shuffle_rng, n)
         Xs, Ys = Xa[perm], Y[perm]
         if grad_norms is not None and self._starts is None:
-            self._starts, self._scratch = flat_starts(packed.sizes), np.empty_like(packed.grad)
+            self._starts, self._scratch = flat_starts(packed.sizes), np.empty(packed.grad.shape)  # float64 squares
         for s in minibatches(n, self.batch_size):
             g = gradient(Xs[s], Ys[s])
             if grad_norms is not None:  # before the step, which uses the gradient as scratch

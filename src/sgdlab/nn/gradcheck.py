@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import SgdlabError
 from .network import Network
 
 
@@ -24,6 +26,8 @@ class GradcheckResult:
 
 def numerical_gradients(net: Network, X, Y, eps=1e-6):
     """dC/dp for every parameter by (C(p+eps) - C(p-eps)) / 2eps, in the network's dtype."""
+    X, Y, _ = net._checked(X, Y)  # once, not at each of the 2 * n_params evaluations
+    loss = lambda: float(net._cost.value(net.forward(X)[1][-1], Y))  # noqa: E731
     out = []
     for p in net.params:
         g = np.zeros_like(p)
@@ -31,9 +35,9 @@ def numerical_gradients(net: Network, X, Y, eps=1e-6):
         for i in range(flat.size):
             old = flat[i]
             flat[i] = old + eps
-            up = net.loss(X, Y)
+            up = loss()
             flat[i] = old - eps
-            down = net.loss(X, Y)
+            down = loss()
             flat[i] = old
             gflat[i] = (up - down) / (2 * eps)
         out.append(g)
@@ -46,7 +50,17 @@ def _rel(a, b):
 
 
 def gradcheck(net: Network, X, Y, eps=1e-6) -> GradcheckResult:
-    """Compare backprop's gradients with central differences (use float64)."""
+    """Compare backprop's gradients with central differences (use float64).
+
+    ``X``: ``(n_samples, sizes[0])`` inputs, at least one row; ``Y``: ``(n_samples, sizes[-1])``
+    targets (one-hot rows: :func:`sgdlab.nn.one_hot`); ``eps``: the finite-difference step, > 0."""
+    if not isinstance(net, Network):
+        raise SgdlabError(f"net: expected an sgdlab.Network, got {type(net).__name__}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(eps) or eps <= 0:
+        raise SgdlabError(f"eps: the finite-difference step must be a number > 0, got {eps!r}")
+    if len(np.shape(X)) and not np.shape(X)[0]:
+        raise SgdlabError("X: no samples; gradcheck needs at least one row")
     g = net.gradients(X, Y)
     analytic = [p for wb in zip(g.weights, g.biases) for p in wb]
     numeric = numerical_gradients(net, X, Y, eps)

@@ -23,6 +23,7 @@ from ..errors import SgdlabError
 from .activations import Activation, get_activation
 from .costs import Cost, check_pairing, get_cost, output_delta, uses_shortcut
 from .init import init_params
+from .inputs import check_features, check_labels, check_targets
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -37,6 +38,8 @@ def resolve_dtype(dtype) -> np.dtype:
 def check_sizes(sizes) -> list[int]:
     """Layer sizes as a list of positive ints, at least input and output."""
     try:
+        if isinstance(sizes, (str, bytes)) or any(isinstance(s, (bool, np.bool_, str, bytes)) for s in sizes):
+            raise TypeError  # "43" is not [4, 3], True is not 1
         out = [int(s) for s in sizes]
     except (TypeError, ValueError):
         raise SgdlabError(f"layer sizes must be positive integers, got {sizes!r}") from None
@@ -128,6 +131,33 @@ class Network:
         self.weights, self.biases = init_params(self.sizes, init, bias_init, rng, self.dtype)
         return self
 
+    def check_parameters(self) -> None:
+        """Raise :class:`SgdlabError` unless the weights and biases exist and have the shapes
+        ``sizes`` says (a network made by ``Network(...)`` has none until :meth:`initialize`)."""
+        if not self.weights and not self.biases:
+            raise SgdlabError("network: not initialised (no weights); call "
+                              "network.initialize(init, bias_init, rng) first")
+        n = len(self.sizes) - 1
+        if len(self.weights) != n or len(self.biases) != n:
+            raise SgdlabError(f"network: {len(self.weights)} weight and {len(self.biases)} bias arrays, its sizes "
+                              f"{self.sizes} need {n} of each")
+        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
+            for what, p, shape in (("weights", W, (self.sizes[l], self.sizes[l + 1])),
+                                   ("biases", b, (self.sizes[l + 1],))):
+                if np.shape(p) != shape:
+                    raise SgdlabError(f"network: {what}[{l}] has shape {np.shape(p)}, its sizes {self.sizes} "
+                                      f"need {shape}")
+
+    def _checked(self, X, Y=None, y=None):
+        """The public methods' inputs, checked against this network (see :mod:`.inputs`)."""
+        self.check_parameters()
+        X = check_features(X, self.sizes[0])
+        if Y is not None:
+            Y = check_targets(Y, self.sizes[-1], len(X))
+        if y is not None:
+            y = check_labels(y, self.sizes[-1], len(X))
+        return X, Y, y
+
     @property
     def params(self) -> list[np.ndarray]:
         """Weights and biases interleaved: W0, b0, W1, b1, ... (the same arrays, not copies)."""
@@ -164,15 +194,20 @@ class Network:
                 delta = self._hidden.backward(zs[l - 1], acts[l], delta @ self.weights[l].T)
         return Gradients(gw, gb)
 
+    # The methods below check their inputs (shapes against ``sizes``, finite numbers, labels in
+    # range); forward and backward are the bare math.
     def gradients(self, X, Y) -> Gradients:
+        X, Y, _ = self._checked(X, Y)
         zs, acts = self.forward(X)
         return self.backward(zs, acts, Y)
 
     def loss(self, X, Y) -> float:
-        return float(self._cost.value(self.predict_proba(X), Y))
+        X, Y, _ = self._checked(X, Y)
+        return float(self._cost.value(self.forward(X)[1][-1], Y))
 
     def predict_proba(self, X):
-        return self.forward(X)[1][-1]
+        """Output activations, ``(n_samples, sizes[-1])``."""
+        return self.forward(self._checked(X)[0])[1][-1]
 
     def predict(self, X):
         """Class index of the largest output per row."""
@@ -180,9 +215,10 @@ class Network:
 
     def evaluate(self, X, y, Y=None) -> tuple[float, float]:
         """(loss, accuracy) on labels ``y`` (one-hot ``Y`` built if not given)."""
+        X, Y, y = self._checked(X, Y, y)
         if Y is None:
             Y = one_hot(y, self.sizes[-1], self.dtype)
-        a = self.predict_proba(X)
+        a = self.forward(X)[1][-1]
         return float(self._cost.value(a, Y)), float(np.mean(np.argmax(a, axis=1) == y))
 
 

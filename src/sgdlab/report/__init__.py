@@ -50,7 +50,9 @@ def render(out_dir: Path, diverged: str = "zero") -> Path:
 
 def build(out_dir: Path, diverged: str = "zero") -> Rendered:
     """:func:`render`, returning the Answers lines too (the CLI prints them)."""
-    out_dir = Path(out_dir)
+    from ..study.api import as_folder
+
+    out_dir = as_folder(out_dir, "out_dir")
     if not out_dir.is_dir():
         raise SgdlabError(f"no such study directory: {out_dir}")
     db = out_dir / STORE_NAME

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,16 @@ class StudyResults:
                 f"{counts}, out_dir={str(self.out_dir)!r})")
 
 
+def as_folder(value, name: str) -> Path:
+    """A folder argument as a Path; anything but a str or path-like is :class:`SgdlabError`."""
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise SgdlabError(f"{name}: expected a folder path (str or pathlib.Path), got {value!r}")
+
+
 def open_study(directory) -> StudyResults:
     """Read a study's results from ``directory`` (or its ``results.sqlite``); never trains."""
-    path = store_path(directory)
+    path = store_path(as_folder(directory, "directory"))
     with Store(path) as st:
         return StudyResults(path.parent, st.spec(), st.records())
 
@@ -79,4 +87,7 @@ def as_spec(spec_or_path) -> StudySpec:
         return validate(dict(spec_or_path), source="spec")
     if isinstance(spec_or_path, str) and "\n" in spec_or_path:
         return parse_spec(spec_or_path, source="spec")
+    if not isinstance(spec_or_path, (str, os.PathLike)):
+        raise SgdlabError(f"spec: expected a spec file's path, TOML text, a dict (the parsed TOML) or a StudySpec, "
+                          f"got {type(spec_or_path).__name__}")
     return load_spec(spec_or_path)
