@@ -241,3 +241,14 @@ def test_lab_host_that_cannot_resolve_is_one_line(capsys):
     code, out, err = cli(capsys, "lab", "--host", "999.1.1.1", "--port", "0")
     assert_one_line_error(code, err)  # the non-loopback warning came first: two lines
     assert err.startswith("sgdlab: error: --host: cannot resolve '999.1.1.1'") and out == ""
+
+
+def test_a_diverged_network_is_reported_and_not_saved(capsys, tmp_path):
+    # its weights are not finite: load would refuse the file, so train prints its results,
+    # says why nothing was saved, and exits 1 (the training ran; the save was not possible)
+    target = tmp_path / "m.npz"
+    code, out, err = cli(capsys, "train", "--epochs", "2", "--lr", "1e6", "--output", "identity", "--cost", "mse",
+                         "--save", str(target))
+    assert code == 1 and "status: diverged" in out and "saved to" not in out
+    assert err == f"sgdlab: not saved to {target}: the network diverged (its weights are not finite)\n"
+    assert not target.exists()

@@ -164,3 +164,33 @@ def test_plain_npy_array_is_refused_in_one_line(tmp_path):
             np.save(f, np.zeros(3))
         with pytest.raises(SgdlabError, match="not an .npz archive"):
             load(path)
+
+
+def _bad_saves(net, tmp_path):
+    diverged = net.copy()
+    diverged.weights[0][0, 0] = np.nan
+    empty = Network([4, 5, 3], "tanh", "softmax", "cce")
+    return {
+        "not a network": (lambda: save({"W0": 1}, tmp_path / "m"), "must be an sgdlab Network"),
+        "not initialised": (lambda: save(empty, tmp_path / "m"), "not initialised"),
+        "diverged": (lambda: save(diverged, tmp_path / "m"), "NaN or infinity"),
+        "classes of another length": (lambda: save(net, tmp_path / "m", classes=[0, 1]), "2 class labels"),
+        "features of another length": (lambda: save(net, tmp_path / "m", features=["a"]), "1 feature names"),
+        "scaler by name": (lambda: save(net, tmp_path / "m", scaler="standard"), "scaler must be"),
+        "extra not JSON": (lambda: save(net, tmp_path / "m", extra={"f": object()}), "JSON values"),
+        "path None": (lambda: save(net, None), "path must be a file path"),
+    }
+
+
+@pytest.mark.parametrize("case", ["not a network", "not initialised", "diverged", "classes of another length",
+                                  "features of another length", "scaler by name", "extra not JSON", "path None"])
+def test_save_refuses_what_load_would_refuse_and_writes_nothing(net, tmp_path, case):
+    call, message = _bad_saves(net, tmp_path)[case]
+    with pytest.raises(SgdlabError, match=message):
+        call()
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary left behind
+
+
+def test_load_of_a_non_path_is_one_error():
+    with pytest.raises(SgdlabError, match="path must be a file path"):
+        load(None)

@@ -50,6 +50,24 @@ def save(network: Network, path, classes=None, extra: dict | None = None, featur
     scaling (features used as given)."""
     from ._version import __version__
 
+    if not isinstance(network, Network):
+        raise SgdlabError(f"save: network must be an sgdlab Network, got {type(network).__name__}")
+    network.check_parameters()
+    if not np.all([np.isfinite(p).all() for p in network.params]):
+        raise SgdlabError("save: the network holds NaN or infinity (a diverged network); load would refuse it")
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise SgdlabError(f"save: path must be a file path, got {path!r}")
+    if classes is not None:
+        classes = list(classes)
+        if len(classes) != network.sizes[-1]:
+            raise SgdlabError(f"save: {len(classes)} class labels for a network of {network.sizes[-1]} outputs")
+    if features is not None:
+        features = [str(f) for f in features]
+        if len(features) != network.sizes[0]:
+            raise SgdlabError(f"save: {len(features)} feature names for a network of {network.sizes[0]} inputs")
+    if scaler is not None and not isinstance(scaler, Scaler):
+        raise SgdlabError(f"save: scaler must be a sgdlab.data.scale.Scaler (Dataset.scaler) or None, "
+                          f"got {type(scaler).__name__}")
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
@@ -64,13 +82,17 @@ def save(network: Network, path, classes=None, extra: dict | None = None, featur
         raise SgdlabError(f"scaler: {scaler.n_features} features, the network has {network.sizes[0]} inputs")
     meta["preprocess"] = scaler.to_dict()
     if features is not None:
-        meta["features"] = [str(f) for f in features]
+        meta["features"] = features
+    try:
+        text = json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise SgdlabError(f"save: classes and extra must be JSON values (text, numbers, lists, dicts): {e}") from None
     arrays = {f"{'W' if i % 2 == 0 else 'b'}{i // 2}": p for i, p in enumerate(network.params)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            np.savez(f, meta=np.array(text), **arrays)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a saved model is an ordinary file
         os.replace(tmp, path)
     except OSError as e:
@@ -111,6 +133,8 @@ def load(path) -> tuple[Network, dict]:
     """Read a network saved by :func:`save`; returns ``(network, metadata)``."""
     from .bounded import MAX_MODEL_BYTES, npz_headers
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise SgdlabError(f"load: path must be a file path, got {path!r}")
     p = Path(path)
     if not p.is_file():
         raise SgdlabError(f"no such model file: {path}")

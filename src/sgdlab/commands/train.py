@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import SgdlabError
 from .common import (add_data_args, add_network_args, add_training_args, config_from_args, is_tty, path_arg,
                      print_json, require_label_fits)
@@ -55,8 +57,11 @@ def run(args) -> int:
             result = train(config, data, on_epoch=on_epoch)
     else:
         result = train(config, data)
-    saved = None
-    if args.save:
+    saved = not_saved = None
+    if args.save and not all(np.isfinite(p).all() for p in result.network.params):
+        # a diverged network's weights are not finite: load would refuse the file, so none is written
+        not_saved = f"not saved to {args.save}: the network diverged (its weights are not finite)"
+    elif args.save:
         extra, features = {"config": config.to_dict()}, None
         if str(config.dataset).lower().endswith(".csv"):
             # a CSV's feature and label column names, for predict to match a file's columns by name
@@ -69,9 +74,12 @@ def run(args) -> int:
     hist = result.history
     if args.json:
         print_json({"config": config.to_dict(), "final": hist.final(), "history": hist.to_dict(),
-                    "saved": None if saved is None else str(saved)})
+                    "saved": None if saved is None else str(saved), "not_saved": not_saved})
     else:
         _summary(config, hist, data, saved)
+    if not_saved:
+        print(f"sgdlab: {not_saved}", file=sys.stderr)
+        return 1
     return 0
 
 
