@@ -65,7 +65,8 @@ def train(config: RunConfig, data: Dataset | None = None, *,
         from ..memory import check_fits  # before allocating: hidden=(10**9,) is one error, not a MemoryError
 
         check_fits([data.n_features, *config.hidden, data.n_classes], config.dtype,
-                   max(len(data.y_train), len(data.y_val), len(data.y_test)), what="config.hidden: the network", advice="use smaller hidden layer sizes")
+                   max(len(data.y_train), len(data.y_val), len(data.y_test)), what="config.hidden: the network",
+                   advice="use smaller hidden layer sizes")
         net = build_network(config, data.n_features, data.n_classes, init_rng)
     else:
         net = check_network(network, config, data.n_features, data.n_classes)
