@@ -53,7 +53,7 @@ def save(network: Network, path, classes=None, extra: dict | None = None, featur
     if not isinstance(network, Network):
         raise SgdlabError(f"save: network must be an sgdlab Network, got {type(network).__name__}")
     network.check_parameters()
-    if not np.all([np.isfinite(p).all() for p in network.params]):
+    if not network.finite():
         raise SgdlabError("save: the network holds NaN or infinity (a diverged network); load would refuse it")
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise SgdlabError(f"save: path must be a file path, got {path!r}")

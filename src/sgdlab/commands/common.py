@@ -32,7 +32,7 @@ def argtype(convert, ok, expected):
 
 
 # an empty path (an unset shell variable) would silently mean "no file" or "the current folder"
-path_arg = argtype(lambda t: t if t.strip() else None, lambda v: True, "a path")
+path_arg = argtype(str, str.strip, "a path")
 positive_int = argtype(int, lambda v: v > 0, "a positive integer")
 nonneg_int = argtype(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = argtype(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")

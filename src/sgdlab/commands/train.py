@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import SgdlabError
 from .common import (add_data_args, add_network_args, add_training_args, config_from_args, is_tty, path_arg,
                      print_json, require_label_fits)
@@ -58,7 +56,7 @@ def run(args) -> int:
     else:
         result = train(config, data)
     saved = not_saved = None
-    if args.save and not all(np.isfinite(p).all() for p in result.network.params):
+    if args.save and not result.network.finite():
         # a diverged network's weights are not finite: load would refuse the file, so none is written
         not_saved = f"not saved to {args.save}: the network diverged (its weights are not finite)"
     elif args.save:

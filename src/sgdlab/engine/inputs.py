@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from ..config import RunConfig
 from ..data import Dataset
 from ..errors import SgdlabError
@@ -70,7 +68,7 @@ def check_network(network, config: RunConfig, n_features: int, n_classes: int) -
         if have != need:
             raise SgdlabError(f"network: its {key} is {have!r}, the config's is {need!r}; continue it under a config "
                               f"with {key}={have!r}")
-    if not all(np.isfinite(p).all() for p in network.params):
+    if not network.finite():
         raise SgdlabError("network: its parameters hold NaN or infinity; it cannot be trained further")
     return network
 

@@ -158,6 +158,10 @@ class Network:
             y = check_labels(y, self.sizes[-1], len(X))
         return X, Y, y
 
+    def finite(self) -> bool:
+        """Are all weights and biases finite (not a diverged network)?"""
+        return all(np.isfinite(p).all() for p in self.params)
+
     @property
     def params(self) -> list[np.ndarray]:
         """Weights and biases interleaved: W0, b0, W1, b1, ... (the same arrays, not copies)."""
